@@ -1,0 +1,72 @@
+#pragma once
+// What every workload's registration shares: the run options, benchmark names,
+// and one way to register a benchmark whose every result is verified.
+#include "models/runtimes.hpp"
+#include "workloads/suite.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <exception>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace concbench {
+
+struct Options {
+  Suite suite = Suite::standard;
+  unsigned workers = 1;
+  bool parallel_only = false;  // --models=parallel: only models that follow --workers
+};
+
+inline bool wants(const Options& options, Model model) {
+  return !options.parallel_only || follows_workers(model);
+}
+
+using Keys = std::vector<std::pair<std::string_view, std::string>>;
+
+// "<workload>/<model>/<key>:<value>/.../workers:<threads>": splits on '/' for plots
+// and stays unique across runs with different --workers.
+inline std::string benchmark_name(std::string_view workload, Model model, const Keys& keys, unsigned threads) {
+  std::string name{workload};
+  name += '/';
+  name += model_name(model);
+  for (const auto& [key, value] : keys) name += "/" + std::string(key) + ":" + value;
+  return name + "/workers:" + std::to_string(threads);
+}
+
+// Registers a benchmark that calls `run()` once per iteration and compares every
+// result with `expected()`, computed before the timed loop. A mismatch or an
+// exception ends the benchmark with an error, in every build type. `counters(state)`
+// adds throughput and context once the loop is done.
+template <class Run, class Expected, class Counters>
+benchmark::internal::Benchmark* register_verified(const std::string& name, Run run, Expected expected,
+                                                  Counters counters) {
+  auto body = [run, expected, counters](benchmark::State& state) {
+    try {
+      const auto want = expected();
+      for (auto _ : state) {
+        const auto got = run();
+        if (!(got == want)) {
+          state.SkipWithError(("result differs from the reference: got " + to_string(got) + ", expected " +
+                               to_string(want))
+                                  .c_str());
+          return;
+        }
+      }
+      counters(state);
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+    }
+  };
+  return benchmark::RegisterBenchmark(name.c_str(), body)
+      ->UseRealTime()
+      ->MeasureProcessCPUTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+// One function per workload, called from main().
+void register_cpu_hash(Runtimes& runtimes, const Options& options);
+
+}  // namespace concbench

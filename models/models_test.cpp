@@ -1,0 +1,316 @@
+#include "models/test_main.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/fiber/future.hpp>
+#include <boost/fiber/operations.hpp>
+#include <gtest/gtest.h>
+#include <oneapi/tbb/parallel_for.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace concbench {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+Runtimes& rt() { return test_runtimes(); }
+
+// ---- event_loop ----
+
+asio::awaitable<std::thread::id> loop_thread_id() { co_return std::this_thread::get_id(); }
+asio::awaitable<int> throws_on_loop() {
+  throw std::runtime_error("boom");
+  co_return 0;
+}
+
+TEST(EventLoop, RunsCoroutinesOnItsOwnThread) {
+  EXPECT_EQ(rt().event_loop.run(loop_thread_id()), rt().event_loop.thread_id());
+  EXPECT_NE(rt().event_loop.thread_id(), std::this_thread::get_id());
+}
+
+TEST(EventLoop, RethrowsToTheCaller) { EXPECT_THROW(rt().event_loop.run(throws_on_loop()), std::runtime_error); }
+
+// ---- fibers ----
+
+TEST(FiberPool, RoundRobinInterleavesFibersOnOneThread) {
+  auto [order, threads] = rt().fibers.run([] {
+    std::vector<int> order;
+    std::set<std::thread::id> threads;
+    auto worker = [&](int id) {
+      for (int i = 0; i < 3; ++i) {
+        order.push_back(id);
+        threads.insert(std::this_thread::get_id());
+        boost::this_fiber::yield();
+      }
+    };
+    boost::fibers::fiber a(worker, 1), b(worker, 2);
+    a.join();
+    b.join();
+    return std::pair{order, threads};
+  });
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 1, 2, 1, 2}));
+  EXPECT_EQ(threads.size(), 1u);
+}
+
+TEST(FiberPool, WorkStealingSpreadsBusyFibersOverItsThreads) {
+  // Idle threads sleep (suspend=true); submitted work must still reach them.
+  auto& pool = rt().fibers_mt;
+  auto threads = pool.run([&pool] {
+    std::vector<boost::fibers::future<std::thread::id>> parts;
+    for (int i = 0; i < 16; ++i)
+      parts.push_back(pool.submit([] {
+        auto until = Clock::now() + 5ms;
+        while (Clock::now() < until) {
+        }
+        return std::this_thread::get_id();
+      }));
+    std::set<std::thread::id> seen;
+    for (auto& part : parts) seen.insert(part.get());
+    return seen.size();
+  });
+  EXPECT_EQ(threads, kTestWorkers);
+}
+
+TEST(FiberPool, RejectsBadSizes) {
+  EXPECT_THROW(FiberPool(FiberScheduler::round_robin, 2), std::invalid_argument);
+  EXPECT_THROW(FiberPool(FiberScheduler::round_robin, 0), std::invalid_argument);
+}
+
+// ---- thread_pool ----
+
+TEST(ThreadPool, ParallelAlgorithmsUseItsThreads) {
+  std::mutex mutex;
+  std::set<std::thread::id> seen;
+  rt().thread_pool.run([&] {
+    tbb::parallel_for(0, 64, [&](int) {
+      auto until = Clock::now() + 2ms;
+      while (Clock::now() < until) {
+      }
+      std::lock_guard lock(mutex);
+      seen.insert(std::this_thread::get_id());
+    });
+  });
+  EXPECT_EQ(seen.size(), kTestWorkers);
+}
+
+// ---- process_pool ----
+
+Bytes reply_pid(std::span<const std::byte>) {
+  pid_t pid = ::getpid();
+  Bytes out(sizeof pid);
+  std::memcpy(out.data(), &pid, sizeof pid);
+  return out;
+}
+
+Bytes echo(std::span<const std::byte> in) { return {in.begin(), in.end()}; }
+
+Bytes fail(std::span<const std::byte>) { throw std::runtime_error("task failed on purpose"); }
+
+// Writes its pid to the file named by the payload, then sleeps for 30 s.
+Bytes announce_and_sleep(std::span<const std::byte> path) {
+  {
+    std::ofstream(std::string(reinterpret_cast<const char*>(path.data()), path.size())) << ::getpid() << std::flush;
+  }
+  std::this_thread::sleep_for(30s);
+  return {};
+}
+
+Bytes sleep_200ms(std::span<const std::byte>) {
+  std::this_thread::sleep_for(200ms);
+  return {};
+}
+
+Bytes reply_pid_after_50ms(std::span<const std::byte> in) {
+  std::this_thread::sleep_for(50ms);
+  return reply_pid(in);
+}
+
+Bytes text(std::string_view s) {
+  Bytes out(s.size());
+  std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+pid_t as_pid(const Bytes& bytes) {
+  pid_t pid = 0;
+  if (bytes.size() == sizeof pid) std::memcpy(&pid, bytes.data(), sizeof pid);
+  return pid;
+}
+
+// Zombies among the children of `parent`.
+int zombies_of(pid_t parent) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    pid_t ppid = 0;
+    std::sscanf(line.c_str() + close + 2, "%c %d", &state, &ppid);
+    if (ppid == parent && state == 'Z') ++count;
+  }
+  return count;
+}
+
+bool is_zombie_or_gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  return line[line.rfind(')') + 2] == 'Z';
+}
+
+TEST(ProcessPool, RunsTasksInOtherProcesses) {
+  auto& pool = rt().process_pool;
+  EXPECT_EQ(pool.workers(), kTestWorkers);
+  TaskResult result = pool.run(reply_pid, {});
+  ASSERT_TRUE(result.ok()) << result.error;
+  pid_t pid = as_pid(result.data);
+  EXPECT_NE(pid, ::getpid());
+  auto pids = pool.worker_pids();
+  EXPECT_NE(std::find(pids.begin(), pids.end(), pid), pids.end());
+
+  Bytes big(3 << 20);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = std::byte(i * 7);
+  TaskResult copy = pool.run(echo, big);
+  ASSERT_TRUE(copy.ok()) << copy.error;
+  EXPECT_EQ(copy.data, big);
+}
+
+TEST(ProcessPool, ReportsATaskExceptionAsAnError) {
+  TaskResult result = rt().process_pool.run(fail, {});
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.error, "task failed on purpose");
+  EXPECT_TRUE(rt().process_pool.run(echo, text("still fine")).ok());
+}
+
+TEST(ProcessPool, KilledWorkerFailsItsTaskAndIsReplaced) {
+  auto& pool = rt().process_pool;
+  const unsigned replaced_before = pool.replacements();
+  auto path = std::filesystem::temp_directory_path() / ("concbench_pid_" + std::to_string(::getpid()));
+  std::filesystem::remove(path);
+
+  std::promise<TaskResult> promise;
+  auto done = promise.get_future();
+  pool.submit(announce_and_sleep, text(path.string()), [&](TaskResult r) { promise.set_value(std::move(r)); });
+  pid_t victim = 0;
+  for (auto deadline = Clock::now() + 5s; victim == 0 && Clock::now() < deadline;) {
+    std::this_thread::sleep_for(1ms);
+    std::ifstream(path) >> victim;
+  }
+  std::filesystem::remove(path);
+  ASSERT_GT(victim, 0) << "the task never started";
+
+  auto killed_at = Clock::now();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  ASSERT_EQ(done.wait_for(1s), std::future_status::ready) << "a dead worker's task must fail within 1 s";
+  EXPECT_LT(Clock::now() - killed_at, 1s);
+  TaskResult result = done.get();
+  EXPECT_FALSE(result.ok());
+  EXPECT_NE(result.error.find("worker process " + std::to_string(victim) + " was killed by signal 9"),
+            std::string::npos)
+      << result.error;
+
+  EXPECT_EQ(pool.replacements(), replaced_before + 1);
+  auto pids = pool.worker_pids();
+  EXPECT_EQ(std::find(pids.begin(), pids.end(), victim), pids.end());
+  EXPECT_EQ(zombies_of(pool.spawner_pid()), 0);
+  EXPECT_EQ(zombies_of(::getpid()), 0);
+  for (int i = 0; i < 4 * static_cast<int>(kTestWorkers); ++i) EXPECT_TRUE(pool.run(reply_pid, {}).ok());
+}
+
+TEST(ProcessPool, WorkerThatDiedWhileIdleIsReplacedBeforeItsNextTask) {
+  auto& pool = rt().process_pool;
+  const unsigned replaced_before = pool.replacements();
+  pid_t victim = pool.worker_pids().front();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  for (auto deadline = Clock::now() + 5s; !is_zombie_or_gone(victim) && Clock::now() < deadline;)
+    std::this_thread::sleep_for(1ms);
+  std::set<pid_t> ran_on;
+  for (int i = 0; i < 8; ++i) {
+    TaskResult r = pool.run(reply_pid, {});
+    ASSERT_TRUE(r.ok()) << r.error;
+    ran_on.insert(as_pid(r.data));
+  }
+  EXPECT_EQ(ran_on.count(victim), 0u);
+  EXPECT_EQ(pool.replacements(), replaced_before + 1);
+}
+
+TEST(ProcessPool, ShutsDownWithATaskInFlightAndReapsEverything) {
+  std::promise<TaskResult> promise;
+  auto done = promise.get_future();
+  pid_t spawner = 0;
+  auto start = Clock::now();
+  {
+    ProcessPool pool(1);
+    spawner = pool.spawner_pid();
+    pool.submit(sleep_200ms, {}, [&](TaskResult r) { promise.set_value(std::move(r)); });
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_LT(Clock::now() - start, 5s);
+  ASSERT_EQ(done.wait_for(0s), std::future_status::ready) << "the in-flight task was never completed";
+  EXPECT_FALSE(done.get().ok());  // its socket was closed under it
+  EXPECT_EQ(::waitpid(spawner, nullptr, WNOHANG), -1);  // already reaped
+  EXPECT_EQ(errno, ECHILD);
+}
+
+asio::awaitable<std::pair<pid_t, bool>> offload_from_loop(ProcessPool& pool, std::thread::id loop_thread) {
+  Bytes reply = co_await pool.async_run(reply_pid, {}, asio::use_awaitable);
+  co_return std::pair{as_pid(reply), std::this_thread::get_id() == loop_thread};
+}
+
+asio::awaitable<std::string> failed_offload(ProcessPool& pool) {
+  try {
+    co_await pool.async_run(fail, {}, asio::use_awaitable);
+  } catch (const ProcessTaskError& e) {
+    co_return e.what();
+  }
+  co_return "no exception";
+}
+
+TEST(ProcessPool, CompletionResumesAnAsioCoroutineOnItsLoop) {
+  auto [pid, on_loop] = rt().event_loop.run(offload_from_loop(rt().process_pool, rt().event_loop.thread_id()));
+  EXPECT_GT(pid, 0);
+  EXPECT_NE(pid, ::getpid());
+  EXPECT_TRUE(on_loop);
+  EXPECT_EQ(rt().event_loop.run(failed_offload(rt().process_pool)), "task failed on purpose");
+}
+
+TEST(ProcessPool, CompletionWakesAFiberWithoutBlockingItsThread) {
+  auto [pid, ticks] = rt().fibers.run([] {
+    auto promise = std::make_shared<boost::fibers::promise<pid_t>>();
+    auto reply = promise->get_future();
+    rt().process_pool.submit(reply_pid_after_50ms, {}, [promise](TaskResult r) { promise->set_value(as_pid(r.data)); });
+    std::atomic<bool> waiting{true};
+    int ticks = 0;
+    boost::fibers::fiber ticker([&] {
+      while (waiting) {
+        ++ticks;
+        boost::this_fiber::sleep_for(100us);
+      }
+    });
+    pid_t pid = reply.get();  // suspends this fiber only
+    waiting = false;
+    ticker.join();
+    return std::pair{pid, ticks};
+  });
+  EXPECT_GT(pid, 0);
+  EXPECT_GT(ticks, 0) << "the ticker fiber never ran while another fiber waited";
+}
+
+}  // namespace
+}  // namespace concbench

@@ -1,0 +1,341 @@
+#include "models/process_pool.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <future>
+#include <system_error>
+
+namespace concbench {
+
+namespace {
+
+// Wire format, host byte order: both ends are the same binary on the same machine.
+struct RequestHeader {
+  std::uint64_t task;  // the ProcessTask's address
+  std::uint64_t size;
+};
+struct ReplyHeader {
+  std::uint64_t size;
+  std::uint64_t ok;  // 1: data follows; 0: an error message follows
+};
+struct SpawnRequest {
+  pid_t reap;  // a dead worker to reap first, or 0
+};
+struct SpawnReply {
+  int reaped_status;  // wait status of the reaped worker
+  int error;          // errno of a failed socketpair or fork
+  pid_t pid;          // the new worker, or -1
+};
+
+[[noreturn]] void die(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+bool read_exact(int fd, void* data, std::size_t size) {
+  auto* p = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = ::read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool write_exact(int fd, const void* data, std::size_t size) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Dies with its parent, so a crashed benchmark leaves no orphaned workers.
+void die_with_parent(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);
+}
+
+[[noreturn]] void worker_main(int fd) {
+  Bytes payload;
+  for (;;) {
+    RequestHeader request;
+    if (!read_exact(fd, &request, sizeof request)) ::_exit(0);  // pool closed
+    payload.resize(request.size);
+    if (!read_exact(fd, payload.data(), payload.size())) ::_exit(0);
+    Bytes out;
+    std::string error;
+    try {
+      out = reinterpret_cast<ProcessTask>(request.task)(payload);
+    } catch (const std::exception& e) {
+      error = *e.what() ? e.what() : "task threw an exception with no message";
+    } catch (...) {
+      error = "task threw a non-standard exception";
+    }
+    ReplyHeader reply{error.empty() ? out.size() : error.size(), error.empty() ? 1u : 0u};
+    const void* body = error.empty() ? static_cast<const void*>(out.data()) : error.data();
+    if (!write_exact(fd, &reply, sizeof reply) || !write_exact(fd, body, reply.size)) ::_exit(0);
+  }
+}
+
+// Sends `fd` and `reply` over the control socket (SCM_RIGHTS).
+bool send_worker(int control, const SpawnReply& reply, int fd) {
+  iovec iov{const_cast<SpawnReply*>(&reply), sizeof reply};
+  alignas(cmsghdr) char control_buf[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fd >= 0) {
+    msg.msg_control = control_buf;
+    msg.msg_controllen = sizeof control_buf;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  return ::sendmsg(control, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof reply);
+}
+
+bool receive_worker(int control, SpawnReply& reply, int& fd) {
+  iovec iov{&reply, sizeof reply};
+  alignas(cmsghdr) char control_buf[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control_buf;
+  msg.msg_controllen = sizeof control_buf;
+  ssize_t n;
+  do n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof reply)) return false;
+  fd = -1;
+  if (cmsghdr* c = CMSG_FIRSTHDR(&msg); c && c->cmsg_type == SCM_RIGHTS)
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return true;
+}
+
+// The spawner: single-threaded, it forks workers on request and reaps them. It
+// exits when the pool closes the control socket, after reaping every worker.
+[[noreturn]] void spawner_main(int control) {
+  const pid_t self = ::getpid();
+  std::vector<pid_t> children;
+  SpawnRequest request;
+  while (read_exact(control, &request, sizeof request)) {
+    SpawnReply reply{0, 0, -1};
+    if (request.reap > 0) {
+      ::waitpid(request.reap, &reply.reaped_status, 0);
+      std::erase(children, request.reap);
+    }
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) {
+      reply.error = errno;
+      send_worker(control, reply, -1);
+      continue;
+    }
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(control);
+      ::close(pair[0]);
+      die_with_parent(self);
+      worker_main(pair[1]);
+    }
+    ::close(pair[1]);
+    reply.pid = pid;
+    if (pid < 0) reply.error = errno;
+    if (pid > 0) children.push_back(pid);
+    bool sent = send_worker(control, reply, pid > 0 ? pair[0] : -1);
+    ::close(pair[0]);
+    if (!sent) break;
+  }
+  ::close(control);
+  // The pool is gone: a task still running has no one to report to.
+  for (pid_t child : children) ::kill(child, SIGKILL);
+  while (::wait(nullptr) > 0 || errno == EINTR) {
+  }
+  ::_exit(0);
+}
+
+std::string describe_exit(pid_t pid, int status) {
+  std::string who = "worker process " + std::to_string(pid);
+  if (WIFSIGNALED(status))
+    return who + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           ::strsignal(WTERMSIG(status)) + ")";
+  if (WIFEXITED(status)) return who + " exited with status " + std::to_string(WEXITSTATUS(status));
+  return who + " ended";
+}
+
+}  // namespace
+
+ProcessPool::ProcessPool(unsigned worker_count) {
+  if (worker_count == 0) throw std::invalid_argument("ProcessPool needs at least one worker");
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) die("socketpair");
+  const pid_t parent = ::getpid();
+  spawner_pid_ = ::fork();
+  if (spawner_pid_ < 0) die("fork");
+  if (spawner_pid_ == 0) {
+    // Keep only stdio and the control socket: an inherited copy of another
+    // pool's socket would keep that pool's workers from ever seeing EOF.
+    ::dup2(pair[1], 3);
+    ::close_range(4, ~0U, 0);
+    die_with_parent(parent);
+    spawner_main(3);
+  }
+  ::close(pair[1]);
+  spawner_fd_ = pair[0];
+
+  for (unsigned i = 0; i < worker_count; ++i) {
+    workers_.push_back(std::make_unique<Worker>(context_));
+    std::string failure = respawn(*workers_.back());
+    if (!workers_.back()->socket.is_open()) {
+      shutdown();  // reap what was started before reporting
+      throw std::runtime_error("process pool: cannot start a worker: " + failure);
+    }
+  }
+  for (auto& worker : workers_) asio::co_spawn(context_, serve(*worker), asio::detached);
+  io_thread_ = std::thread([this] { context_.run(); });
+}
+
+ProcessPool::~ProcessPool() { shutdown(); }
+
+void ProcessPool::shutdown() {
+  if (spawner_fd_ < 0) return;
+  asio::post(context_, [this] {
+    stopping_ = true;
+    tasks_.close();
+    for (auto& worker : workers_) worker->socket.close();  // workers read EOF and exit
+  });
+  work_.reset();
+  if (io_thread_.joinable()) io_thread_.join();
+  for (auto& worker : workers_) worker->socket.close();
+  ::close(spawner_fd_);  // the spawner reaps every worker, then exits
+  spawner_fd_ = -1;
+  while (::waitpid(spawner_pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+void ProcessPool::submit(ProcessTask task, Bytes payload, std::function<void(TaskResult)> done) {
+  asio::post(context_, [this, pending = Pending{task, std::move(payload), std::move(done)}]() mutable {
+    if (!tasks_.is_open()) {
+      pending.done({{}, "process pool is shut down"});
+      return;
+    }
+    tasks_.async_send({}, std::move(pending), asio::detached);
+  });
+}
+
+TaskResult ProcessPool::run(ProcessTask task, Bytes payload) {
+  std::promise<TaskResult> promise;
+  auto result = promise.get_future();
+  submit(task, std::move(payload), [&promise](TaskResult r) { promise.set_value(std::move(r)); });
+  return result.get();
+}
+
+std::vector<pid_t> ProcessPool::worker_pids() const {
+  std::lock_guard lock(pids_mutex_);
+  std::vector<pid_t> pids;
+  for (const auto& worker : workers_) pids.push_back(worker->pid);
+  return pids;
+}
+
+unsigned ProcessPool::replacements() const {
+  std::lock_guard lock(pids_mutex_);
+  return replacements_;
+}
+
+asio::awaitable<void> ProcessPool::serve(Worker& worker) {
+  for (;;) {
+    auto [closed, task] = co_await tasks_.async_receive(asio::as_tuple(asio::use_awaitable));
+    if (closed) co_return;
+    TaskResult result;
+    // A worker found dead before it got the task is replaced and the task resent;
+    // one that dies while running it fails the task: it may have had side effects.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (!worker.socket.is_open()) {
+        result.error = "process pool has no worker: it could not start a replacement";
+        break;
+      }
+      Exchange outcome = co_await exchange(worker, task, result);
+      if (outcome == Exchange::done) break;
+      if (stopping_) {
+        result.error = "process pool shut down while the task was running";
+        break;
+      }
+      std::string ended = respawn(worker);
+      if (outcome == Exchange::died) {
+        result.error = ended + " while running the task";
+        break;
+      }
+      result.error = ended + " before it could take the task";
+    }
+    task.done(std::move(result));
+  }
+}
+
+asio::awaitable<ProcessPool::Exchange> ProcessPool::exchange(Worker& worker, Pending& task,
+                                                             TaskResult& result) {
+  using asio::as_tuple, asio::use_awaitable;
+  RequestHeader request{reinterpret_cast<std::uint64_t>(task.task), task.payload.size()};
+  std::array<asio::const_buffer, 2> out{asio::buffer(&request, sizeof request), asio::buffer(task.payload)};
+  auto [write_error, written] = co_await asio::async_write(worker.socket, out, as_tuple(use_awaitable));
+  if (write_error) co_return written == 0 ? Exchange::not_delivered : Exchange::died;
+
+  ReplyHeader reply;
+  auto [header_error, n1] =
+      co_await asio::async_read(worker.socket, asio::buffer(&reply, sizeof reply), as_tuple(use_awaitable));
+  if (header_error) co_return Exchange::died;
+  Bytes body(reply.size);
+  auto [body_error, n2] = co_await asio::async_read(worker.socket, asio::buffer(body), as_tuple(use_awaitable));
+  if (body_error) co_return Exchange::died;
+  if (reply.ok) {
+    result = {std::move(body), {}};
+  } else {
+    result = {{}, std::string(reinterpret_cast<const char*>(body.data()), body.size())};
+    if (result.error.empty()) result.error = "task failed";
+  }
+  co_return Exchange::done;
+}
+
+std::string ProcessPool::respawn(Worker& worker) {
+  const pid_t old = worker.pid;
+  boost::system::error_code ignored;
+  worker.socket.close(ignored);
+  SpawnRequest request{old};
+  SpawnReply reply{};
+  int fd = -1;
+  if (!write_exact(spawner_fd_, &request, sizeof request) || !receive_worker(spawner_fd_, reply, fd))
+    return "the spawner process is gone";
+  std::string ended = old > 0 ? describe_exit(old, reply.reaped_status) : "";
+  if (reply.pid < 0 || fd < 0) {
+    return (ended.empty() ? "" : ended + "; ") +
+           "starting a worker failed: " + std::strerror(reply.error);
+  }
+  worker.socket.assign(asio::local::stream_protocol(), fd);
+  std::lock_guard lock(pids_mutex_);
+  worker.pid = reply.pid;
+  if (old > 0) ++replacements_;
+  return ended;
+}
+
+}  // namespace concbench

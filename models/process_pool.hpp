@@ -1,0 +1,140 @@
+#pragma once
+// process_pool: worker processes that take tasks and send back results over Unix
+// sockets, like Python's ProcessPoolExecutor. Reaching a process costs a copy
+// through the kernel and a wake-up on each side; the workloads measure when that
+// still pays.
+//
+// How it is built:
+// - The constructor forks a small *spawner* process while the program has only one
+//   thread; the spawner forks every worker, at start and as replacements. Workers
+//   are therefore never forked from a multi-threaded process.
+// - A task is a plain function plus a byte payload. Workers are forks of this
+//   program image (no exec), so the function's address is valid in them and is
+//   what the pool sends.
+// - One I/O thread of the pool owns the sockets (Asio). `submit` is thread-safe and
+//   asynchronous; its completion runs on the I/O thread, where it may set a promise,
+//   fulfil a fiber future or post to an event loop (`async_run` does the last).
+// - A worker that dies fails its running task with an error naming the worker and
+//   how it ended; the spawner reaps it (no zombie) and starts a replacement, so the
+//   tasks after it still run on a full pool.
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace concbench {
+
+namespace asio = boost::asio;
+
+using Bytes = std::vector<std::byte>;
+
+// Runs in a worker process. Throwing fails the task with the exception's message.
+using ProcessTask = Bytes (*)(std::span<const std::byte> payload);
+
+struct TaskResult {
+  Bytes data;
+  std::string error;  // empty on success
+  bool ok() const { return error.empty(); }
+};
+
+class ProcessTaskError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class ProcessPool {
+ public:
+  // Forks the spawner: construct before the program starts any thread.
+  explicit ProcessPool(unsigned workers);
+  // Stops taking tasks, closes the workers' sockets (they exit), reaps the spawner
+  // and through it every worker.
+  ~ProcessPool();
+  ProcessPool(const ProcessPool&) = delete;
+  ProcessPool& operator=(const ProcessPool&) = delete;
+
+  unsigned workers() const { return static_cast<unsigned>(workers_.size()); }
+
+  // Queues `task(payload)` for the next free worker. `done` runs on the pool's I/O
+  // thread exactly once, with the result or the error; keep it short.
+  void submit(ProcessTask task, Bytes payload, std::function<void(TaskResult)> done);
+
+  // Blocking convenience for callers that are not on the I/O thread.
+  TaskResult run(ProcessTask task, Bytes payload);
+
+  // Asio form: completes with (exception_ptr, Bytes) on the handler's own executor,
+  // so `co_await pool.async_run(t, p, asio::use_awaitable)` suspends a coroutine
+  // and resumes it on its loop; a failed task rethrows ProcessTaskError there.
+  template <class CompletionToken>
+  auto async_run(ProcessTask task, Bytes payload, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::exception_ptr, Bytes)>(
+        [this, task](auto handler, Bytes payload) {
+          // The work guard keeps the handler's loop alive while the task runs.
+          auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          submit(task, std::move(payload), [shared, work](TaskResult result) mutable {
+            asio::post(work.get_executor(), [shared, result = std::move(result)]() mutable {
+              if (result.ok())
+                (*shared)(nullptr, std::move(result.data));
+              else
+                (*shared)(std::make_exception_ptr(ProcessTaskError(result.error)), Bytes{});
+            });
+          });
+        },
+        token, std::move(payload));
+  }
+
+  // Process ids of the current workers, and how many were replaced after dying.
+  std::vector<pid_t> worker_pids() const;
+  unsigned replacements() const;
+  pid_t spawner_pid() const { return spawner_pid_; }
+
+ private:
+  struct Pending {
+    ProcessTask task;
+    Bytes payload;
+    std::function<void(TaskResult)> done;
+  };
+  struct Worker {
+    explicit Worker(asio::io_context& context) : socket(context) {}
+    pid_t pid = 0;
+    asio::local::stream_protocol::socket socket;
+  };
+  enum class Exchange { done, not_delivered, died };
+
+  asio::awaitable<void> serve(Worker& worker);
+  asio::awaitable<Exchange> exchange(Worker& worker, Pending& task, TaskResult& result);
+  // Asks the spawner for a fresh worker in `worker`'s place; returns how the old
+  // one ended, in words. On failure the worker is left closed.
+  std::string respawn(Worker& worker);
+  void shutdown();
+
+  int spawner_fd_ = -1;
+  pid_t spawner_pid_ = 0;
+  asio::io_context context_{1};
+  asio::experimental::channel<void(boost::system::error_code, Pending)> tasks_{context_};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  mutable std::mutex pids_mutex_;  // worker pids are read from other threads
+  unsigned replacements_ = 0;
+  bool stopping_ = false;  // touched on the I/O thread only
+  asio::executor_work_guard<asio::io_context::executor_type> work_{context_.get_executor()};
+  std::thread io_thread_;
+};
+
+}  // namespace concbench

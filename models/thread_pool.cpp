@@ -1,0 +1,28 @@
+#include "models/thread_pool.hpp"
+
+#include <new>
+#include <stdexcept>
+
+namespace concbench {
+
+namespace {
+unsigned checked(unsigned threads) {
+  if (threads == 0) throw std::invalid_argument("ThreadPool needs at least one thread");
+  return threads;
+}
+}  // namespace
+
+ThreadPool::ThreadPool(unsigned threads)
+    : threads_(checked(threads)),
+      parallelism_(tbb::global_control::max_allowed_parallelism, threads),
+      arena_(static_cast<int>(threads)) {
+  arena_.initialize();
+}
+
+ThreadPool::~ThreadPool() {
+  arena_.terminate();
+  // Joins TBB's worker threads now rather than leaving them to static destructors.
+  tbb::finalize(scheduler_, std::nothrow);
+}
+
+}  // namespace concbench

@@ -1,0 +1,311 @@
+"""scripts/bench: run concbench once per worker count, merge the JSON, and write
+the report (same code path as scripts/plot). Never measures anything itself."""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import report
+import results as res
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BINARY = ROOT / "build" / "release" / "bench" / "concbench"
+REPORTS_DIR = ROOT / "reports"
+
+# suite -> (min_time seconds, repetitions); explicit flags override.
+SUITES = {"quick": (0.05, 1), "default": (0.2, 3), "full": (0.5, 5)}
+
+OPENSSL_CMD = ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-seconds", "1"]
+STDERR_TAIL_LINES = 20
+
+
+# ---------------------------------------------------------------- arguments
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def _worker_list(text):
+    counts = [_positive_int(part.strip()) for part in text.split(",")]
+    return sorted(set(counts))
+
+
+def default_workers(cores):
+    """1, 2, 4, ... up to the core count, plus the core count itself."""
+    counts, n = [], 1
+    while n <= cores:
+        counts.append(n)
+        n *= 2
+    return sorted(set(counts + [max(1, cores)]))
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="Build and run concbench once per worker count, then write "
+                    "results.json, summary.json, plots/ and REPORT.md.")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="suite", action="store_const", const="quick",
+                      help="smoke-sized slice: min time 0.05 s, 1 repetition")
+    size.add_argument("--full", dest="suite", action="store_const", const="full",
+                      help="the whole grid: min time 0.5 s, 5 repetitions")
+    parser.add_argument("--filter", metavar="REGEX", help="--benchmark_filter for concbench")
+    parser.add_argument("--workers", metavar="LIST", type=_worker_list,
+                        help="comma list of worker counts (default: 1,2,4,... up to nproc, and nproc)")
+    parser.add_argument("--repetitions", metavar="N", type=_positive_int,
+                        help="repetitions per benchmark (default suite: min time 0.2 s, 3 repetitions)")
+    parser.add_argument("--min-time", metavar="S", type=_positive_float, help="seconds per benchmark")
+    parser.add_argument("--out", metavar="DIR", type=Path,
+                        help="run directory (default: reports/runs/<date>-<host>; updates reports/latest)")
+    parser.add_argument("--concbench", metavar="PATH", type=Path, default=DEFAULT_BINARY,
+                        help="the benchmark binary (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.suite = args.suite or "default"
+    min_time, repetitions = SUITES[args.suite]
+    args.min_time = args.min_time or min_time
+    args.repetitions = args.repetitions or repetitions
+    args.workers = args.workers or default_workers(os.cpu_count() or 1)
+    return args
+
+
+def concbench_flags(args, workers, first):
+    """Flags for one run; single-thread models run only with the first count,
+    since --workers does not change them."""
+    flags = [f"--suite={args.suite}", f"--workers={workers}",
+             f"--models={'all' if first else 'parallel'}",
+             f"--benchmark_min_time={args.min_time:g}",
+             f"--benchmark_repetitions={args.repetitions}"]
+    if args.filter:
+        flags.append(f"--benchmark_filter={args.filter}")
+    return flags
+
+
+# ---------------------------------------------------------------- progress
+
+def format_duration(seconds):
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Counts finished benchmarks from concbench's console lines. A benchmark is
+    finished at its first line (repetitions and aggregates repeat the name)."""
+
+    def __init__(self, total, start=None, clock=time.monotonic):
+        self.total, self.clock = total, clock
+        self.start = clock() if start is None else start
+        self.expected, self.done = set(), set()
+
+    def expect(self, names):
+        self.expected.update(names)
+
+    def line(self, text):
+        """The progress message for a console line, or None if nothing finished."""
+        fields = text.split()
+        if not fields:
+            return None
+        name = res.base_name(fields[0])
+        if name not in self.expected or name in self.done:
+            return None
+        self.done.add(name)
+        return self.message(name)
+
+    def message(self, name):
+        i, n = len(self.done), self.total
+        elapsed = self.clock() - self.start
+        eta = elapsed / i * (n - i) if i else 0
+        return f"[{i}/{n}] {name}  elapsed {format_duration(elapsed)}  ETA {format_duration(eta)}"
+
+
+# ---------------------------------------------------------------- running
+
+def list_benchmarks(binary, flags):
+    """(names, error): the benchmarks these flags would run."""
+    proc = subprocess.run([str(binary), *flags, "--benchmark_list_tests=true"],
+                          capture_output=True, text=True)
+    names = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 and not names:
+        return [], (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}")
+    return names, None
+
+
+def run_concbench(binary, flags, json_path, stderr_path, progress):
+    """Runs one concbench, printing progress to stderr; returns its exit status."""
+    cmd = [str(binary), *flags, f"--benchmark_out={json_path}",
+           "--benchmark_out_format=json", "--benchmark_color=false"]
+    with open(stderr_path, "w") as err, \
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            message = progress.line(line)
+            if message:
+                print(message, file=sys.stderr, flush=True)
+    return proc.returncode
+
+
+def load_run_json(path):
+    """concbench's JSON, or None. A run that died midway leaves the array open;
+    the entries written before that are kept."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    # Google Benchmark closes each entry with a line of exactly four spaces and '}'.
+    cut = text.rfind("\n    }")
+    for candidate in ([text[:cut + 6] + "\n  ]\n}"] if cut >= 0 else []) + [text + "\n  ]\n}"]:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            pass
+    return None
+
+
+def parse_openssl_speed(text):
+    """Bytes per second from `openssl speed`'s last line ('sha256  1375584.26k';
+    the figure is in 1000s of bytes per second)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    match = re.search(r"([\d.]+)k\s*$", lines[-1])
+    return float(match.group(1)) * 1000 if match else None
+
+
+def openssl_sha256_16k():
+    if shutil.which("openssl") is None:
+        return None
+    try:
+        proc = subprocess.run(OPENSSL_CMD, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_openssl_speed(proc.stdout) if proc.returncode == 0 else None
+
+
+def merge_runs(runs, workers, command, peers):
+    """One results.json from the per-worker-count runs (each a concbench JSON)."""
+    runs = [r for r in runs if r]
+    context = dict(runs[0].get("context", {})) if runs else {}
+    context["workers"] = ",".join(str(w) for w in workers)
+    return {
+        "command": command,
+        "context": context,
+        "runs": [r.get("context", {}) for r in runs],
+        "peers": peers,
+        "benchmarks": [b for r in runs for b in r.get("benchmarks", [])],
+    }
+
+
+# ---------------------------------------------------------------- output
+
+def new_run_dir(reports_dir, today, host):
+    base = Path(reports_dir) / "runs" / f"{today}-{host}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def point_latest(reports_dir, run_dir):
+    """reports/latest -> run_dir, relative, swapped in one rename."""
+    reports_dir = Path(reports_dir)
+    latest = reports_dir / "latest"
+    tmp = reports_dir / f".latest.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(run_dir, reports_dir), tmp)
+    os.replace(tmp, latest)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if not args.concbench.is_file() or not os.access(args.concbench, os.X_OK):
+        print(f"error: concbench binary not found at {args.concbench}; "
+              f"build it with: cmake --preset release && cmake --build --preset release",
+              file=sys.stderr)
+        return 1
+
+    start = time.monotonic()
+    plan, failures = [], []
+    for i, workers in enumerate(args.workers):
+        flags = concbench_flags(args, workers, first=(i == 0))
+        names, error = list_benchmarks(args.concbench, flags)
+        if error and i == 0:
+            print(f"error: concbench rejected the run (workers={workers}):\n{error}", file=sys.stderr)
+            return 1
+        if names:
+            plan.append((workers, flags, names))
+        else:
+            print(f"note: nothing to run with workers={workers}", file=sys.stderr)
+    total = sum(len(names) for _, _, names in plan)
+    if total == 0:
+        print("error: no benchmark matches", file=sys.stderr)
+        return 1
+
+    peers = {"openssl_sha256_16k_bytes_per_s": openssl_sha256_16k()}
+    # Started after the openssl check so that the ETA reflects benchmarks only.
+    progress = Progress(total)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="concbench-") as tmp:
+        for workers, flags, names in plan:
+            print(f"concbench --workers={workers}: {len(names)} benchmarks", file=sys.stderr)
+            progress.expect(names)
+            json_path, stderr_path = Path(tmp, f"w{workers}.json"), Path(tmp, f"w{workers}.err")
+            status = run_concbench(args.concbench, flags, json_path, stderr_path, progress)
+            run = load_run_json(json_path)
+            runs.append(run)
+            if status != 0 or run is None:
+                tail = stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
+                failures.append(f"concbench --workers={workers} exited with status {status}"
+                                + ("" if run else " and wrote no JSON"))
+                print(f"error: {failures[-1]}; its stderr ends with:", file=sys.stderr)
+                print("\n".join("  " + line for line in tail), file=sys.stderr)
+
+    if not any(runs):
+        print("error: no results to write", file=sys.stderr)
+        return 1
+    merged = merge_runs(runs, args.workers, ["scripts/bench", *argv], peers)
+    run_dir = args.out or new_run_dir(REPORTS_DIR, datetime.date.today().isoformat(),
+                                      socket.gethostname().split(".")[0])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    res.write_json_atomic(run_dir / res.RESULTS_FILE, merged)
+    written = report.generate(run_dir)
+    if args.out is None:
+        point_latest(REPORTS_DIR, run_dir)
+
+    print(f"report: {written[-1]}", file=sys.stderr)
+    print(f"total time {format_duration(time.monotonic() - start)}", file=sys.stderr)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Turns DIR/results.json into DIR/summary.json, DIR/plots/ and DIR/REPORT.md.
+
+The page frame (environment, calibration) lives here; each workload's numbers,
+plots and conclusions come from its module in workloads/."""
+
+import shlex
+from pathlib import Path
+
+import results as res
+from workloads import MODULES
+
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "REPORT.md"
+PLOTS_DIR = "plots"
+
+# (label, context keys, first present wins) rows of the environment table.
+_ENVIRONMENT = [
+    ("CPU", "cpu_model"), ("cores", ("cores", "num_cpus")), ("MHz per CPU", "mhz_per_cpu"), ("workers", "workers"), ("suite", "suite"),
+    ("host", "host_name"), ("compiler", "compiler"), ("flags", "cxx_flags"),
+    ("build type", "build_type"), ("Boost", "boost_version"), ("oneTBB", "onetbb_version"),
+    ("OpenSSL", "openssl_version"), ("Google Benchmark", "benchmark_version"),
+    ("git commit", "git_commit"), ("load average", "load_avg"),
+]
+
+
+def generate(run_dir):
+    """Writes summary, plots and report from run_dir/results.json; returns the
+    written paths. Raises results.ResultsError for unusable input."""
+    run_dir = Path(run_dir)
+    data = res.load(run_dir)
+    records = res.reduce_runs(data["benchmarks"])
+    by_workload = {}
+    for record in records:
+        by_workload.setdefault(record["workload"], []).append(record)
+
+    summaries, sections, written = {}, [], []
+    for name, module in MODULES.items():
+        if name not in by_workload:
+            continue
+        summary = module.summarize(by_workload[name], data)
+        summaries[name] = summary
+        plots = module.plot(summary, run_dir / PLOTS_DIR)
+        written += plots
+        sections.append(module.report(summary, [f"{PLOTS_DIR}/{Path(p).name}" for p in plots]))
+    unreported = {w: rs for w, rs in by_workload.items() if w not in MODULES}
+    if unreported:
+        sections.append(_unreported_section(unreported))
+
+    summary_path = run_dir / SUMMARY_FILE
+    res.write_json_atomic(summary_path, {"source": res.RESULTS_FILE, "workloads": summaries})
+    report_path = run_dir / REPORT_FILE
+    res.write_atomic(report_path, _page(data, summaries, sections))
+    return [summary_path, *written, report_path]
+
+
+def _page(data, summaries, sections):
+    context = data.get("context") or {}
+    command = data.get("command")
+    if isinstance(command, list):
+        command = shlex.join(str(c) for c in command)
+    lines = ["# concbench report", "",
+             f"Date: {_get(context, 'date')}  ",
+             f"Command: `{command or 'n/a'}`", "",
+             "## Environment", "", "| | |", "|---|---|"]
+    lines += [f"| {label} | {_cell(_get(context, key))} |" for label, key in _ENVIRONMENT]
+    lines += ["", "## Calibration", "",
+              "Measured on this machine just before the benchmarks; they explain most offload costs.", "",
+              "| measure | value | what it means |", "|---|---:|---|"]
+    lines += [f"| {label} | {value} | {meaning} |" for label, value, meaning in _calibration(data)]
+    lines.append("")
+    if not data["benchmarks"]:
+        lines += ["No benchmarks in this run.", ""]
+    for section in sections:
+        lines += [section, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _calibration(data):
+    context = data.get("context") or {}
+    peers = data.get("peers") or {}
+    sha = _float(context.get("calib_sha256_16k_bytes_per_s"))
+    openssl = _float(peers.get("openssl_sha256_16k_bytes_per_s"))
+    return [
+        ("same-thread post", _fmt(_float(context.get("calib_post_ns")), "ns"),
+         "cost to queue and run an empty task on the current thread: the floor of any event-loop hop"),
+        ("thread round trip", _fmt(_float(context.get("calib_thread_rtt_us")), "µs"),
+         "wake a sleeping thread and get its answer back: what an offload to an idle thread pool pays"),
+        ("pipe round trip", _fmt(_float(context.get("calib_pipe_rtt_us")), "µs"),
+         "message a sleeping worker process through a pipe and back: the floor of a process-pool call"),
+        ("process pool round trip", _fmt(_float(context.get("calib_process_pool_rtt_us")), "µs"),
+         "an empty task through concbench's process pool and back: the fixed cost of each offload to it"),
+        ("SHA-256, one core, 16 KiB", _fmt(sha and sha / 1e6, "MB/s"),
+         "concbench's hash kernel on one core: the work unit of cpu_hash"),
+        ("openssl speed, 16 KiB", _fmt(openssl and openssl / 1e6, "MB/s"),
+         "`openssl speed -evp sha256 -bytes 16384`: the reference implementation on this machine"),
+        ("concbench / openssl", _fmt(sha / openssl if sha and openssl else None, "×"),
+         "near 1 means the kernel is as fast as OpenSSL's, so speedups are against an honest baseline"),
+    ]
+
+
+def _unreported_section(unreported):
+    lines = ["## Other workloads", "",
+             "These workloads have no report module yet; their numbers are in results.json.", ""]
+    for workload, records in sorted(unreported.items()):
+        errors = [r for r in records if r["error"]]
+        lines.append(f"- {workload}: {len(records)} runs, {len(errors)} errors")
+        lines += [f"  - `{r['name']}`: {r['error']}" for r in errors]
+    return "\n".join(lines)
+
+
+def _get(context, keys):
+    for key in (keys,) if isinstance(keys, str) else keys:
+        if context.get(key) not in (None, ""):
+            return context[key]
+    return "n/a"
+
+
+def _cell(value):
+    if isinstance(value, list):
+        value = ", ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in value)
+    return str(value).replace("|", "\\|")
+
+
+def _float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fmt(value, unit):
+    if value is None:
+        return "n/a"
+    return f"{value:.3g} {unit}" if unit != "×" else f"{value:.2f}×"

@@ -1,0 +1,137 @@
+"""Reading concbench results: loading and validating results.json, parsing
+benchmark names, and reducing Google Benchmark entries to one record per run."""
+
+import json
+import os
+import re
+import statistics
+import tempfile
+from pathlib import Path
+
+RESULTS_FILE = "results.json"
+
+# Google Benchmark reports times in the unit the benchmark chose; ratios need one.
+_NS_PER_UNIT = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+# Numeric fields averaged over repetitions when no median aggregate exists.
+_AVERAGED_FIELDS = ("real_time", "cpu_time", "items_per_second", "bytes_per_second")
+
+_AGGREGATE_SUFFIX = re.compile(r"_(mean|median|stddev|cv)$")
+
+
+class ResultsError(Exception):
+    """Results that cannot be used; the message is meant for the user as is."""
+
+
+def load(run_dir):
+    """Returns the parsed DIR/results.json, or raises ResultsError saying why not."""
+    run_dir = Path(run_dir)
+    path = run_dir / RESULTS_FILE
+    if not run_dir.is_dir():
+        raise ResultsError(f"{run_dir} is not a directory")
+    if not path.is_file():
+        raise ResultsError(f"{path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{path} is not valid JSON: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ResultsError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ResultsError(f'{path} has no "benchmarks" list')
+    for i, entry in enumerate(data["benchmarks"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ResultsError(f"{path}: benchmarks[{i}] has no name")
+    return data
+
+
+def base_name(name):
+    """The run name of a console or JSON name: aggregate suffixes removed."""
+    return _AGGREGATE_SUFFIX.sub("", name)
+
+
+def _number(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_name(name):
+    """Splits '<workload>/<model>/<key>:<value>/...' into its parts.
+
+    Segments without ':' (Google Benchmark's 'real_time', 'process_time') carry
+    no parameter and are dropped."""
+    parts = name.split("/")
+    params = {}
+    for part in parts[2:]:
+        key, sep, value = part.partition(":")
+        if sep:
+            params[key] = _number(value)
+    return {
+        "workload": parts[0],
+        "model": parts[1] if len(parts) > 1 else "",
+        "params": params,
+    }
+
+
+def reduce_runs(benchmarks):
+    """One record per run name: the median aggregate when present, else the mean
+    of the repetitions; a run with any failed repetition becomes an error record.
+
+    Record keys: name, workload, model, params, error (message or None), and for
+    good runs real_time_ns, cpu_time_ns, items_per_second, bytes_per_second plus
+    the custom counters of the chosen entry."""
+    groups = {}
+    for entry in benchmarks:
+        groups.setdefault(entry.get("run_name") or base_name(entry["name"]), []).append(entry)
+
+    records = []
+    for run_name, entries in groups.items():
+        record = {"name": run_name, **parse_name(run_name), "error": None}
+        failed = [e for e in entries if e.get("error_occurred")]
+        if failed:
+            record["error"] = failed[0].get("error_message") or "error (no message)"
+            records.append(record)
+            continue
+        medians = [e for e in entries if e.get("aggregate_name") == "median"]
+        if medians:
+            chosen = dict(medians[0])
+        else:
+            iterations = [e for e in entries if e.get("run_type", "iteration") == "iteration"]
+            if not iterations:
+                continue
+            chosen = dict(iterations[0])
+            for field in _AVERAGED_FIELDS:
+                values = [e[field] for e in iterations if isinstance(e.get(field), (int, float))]
+                if values:
+                    chosen[field] = statistics.fmean(values)
+        scale = _NS_PER_UNIT.get(chosen.get("time_unit", "ns"), 1.0)
+        for field in ("real_time", "cpu_time"):
+            if isinstance(chosen.get(field), (int, float)):
+                record[field + "_ns"] = chosen[field] * scale
+        for key, value in chosen.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and key not in record and key not in ("real_time", "cpu_time"):
+                record[key] = value
+        records.append(record)
+    return records
+
+
+def write_atomic(path, text):
+    """Writes a whole file or nothing: readers never see a half-written report."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path, data):
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

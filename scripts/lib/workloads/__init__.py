@@ -1,0 +1,13 @@
+"""Per-workload report modules. Each has NAME and:
+
+  summarize(records, results) -> dict   records: this workload's runs, reduced by
+                                        results.reduce_runs; results: all of results.json
+  plot(summary, plots_dir) -> [Path]    the files it wrote
+  report(summary, plots) -> str         a markdown section; plots: 'plots/x.png' paths
+
+Add a workload by writing its module and listing it in MODULES.
+"""
+
+from workloads import cpu_hash
+
+MODULES = {module.NAME: module for module in (cpu_hash,)}

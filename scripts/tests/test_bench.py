@@ -1,0 +1,167 @@
+import contextlib
+import io
+import json
+import os
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+from synthetic import SCRIPTS
+
+import bench
+
+FAKE = SCRIPTS / "tests" / "fake_concbench.py"
+
+
+class ArgumentsTest(unittest.TestCase):
+    def assertRejected(self, *argv):
+        with contextlib.redirect_stderr(io.StringIO()) as err, self.assertRaises(SystemExit) as caught:
+            bench.parse_args(list(argv))
+        self.assertEqual(caught.exception.code, 2, argv)
+        self.assertIn("error:", err.getvalue())
+
+    def test_bad_input_rejected(self):
+        self.assertRejected("--workers", "0")
+        self.assertRejected("--workers", "abc")
+        self.assertRejected("--workers", "1,,2")
+        self.assertRejected("--repetitions", "-1")
+        self.assertRejected("--repetitions", "0")
+        self.assertRejected("--min-time", "0")
+        self.assertRejected("--quick", "--full")
+        self.assertRejected("--bogus")
+
+    def test_suite_defaults_and_overrides(self):
+        args = bench.parse_args(["--quick"])
+        self.assertEqual((args.suite, args.min_time, args.repetitions), ("quick", 0.05, 1))
+        args = bench.parse_args(["--full", "--repetitions", "2", "--workers", "4,1,2,2"])
+        self.assertEqual((args.suite, args.min_time, args.repetitions), ("full", 0.5, 2))
+        self.assertEqual(args.workers, [1, 2, 4])
+        args = bench.parse_args([])
+        self.assertEqual((args.suite, args.min_time, args.repetitions), ("default", 0.2, 3))
+
+    def test_default_workers(self):
+        self.assertEqual(bench.default_workers(1), [1])
+        self.assertEqual(bench.default_workers(2), [1, 2])
+        self.assertEqual(bench.default_workers(6), [1, 2, 4, 6])
+        self.assertEqual(bench.default_workers(8), [1, 2, 4, 8])
+
+    def test_flags_single_thread_models_only_first(self):
+        args = bench.parse_args(["--quick", "--filter", "cpu_hash"])
+        self.assertIn("--models=all", bench.concbench_flags(args, 1, first=True))
+        later = bench.concbench_flags(args, 2, first=False)
+        self.assertIn("--models=parallel", later)
+        self.assertIn("--workers=2", later)
+        self.assertIn("--benchmark_filter=cpu_hash", later)
+        self.assertIn("--benchmark_min_time=0.05", later)
+
+
+class ProgressTest(unittest.TestCase):
+    def test_format_duration(self):
+        self.assertEqual(bench.format_duration(0), "0:00")
+        self.assertEqual(bench.format_duration(75.4), "1:15")
+        self.assertEqual(bench.format_duration(3671), "61:11")
+
+    def test_counts_distinct_names_and_eta(self):
+        now = [100.0]
+        progress = bench.Progress(4, start=100.0, clock=lambda: now[0])
+        progress.expect(["a/x:1", "a/x:2"])
+        self.assertIsNone(progress.line("Benchmark   Time   CPU   Iterations"))
+        self.assertIsNone(progress.line("-----------------------------------"))
+        now[0] = 130.0
+        self.assertEqual(progress.line("a/x:1   10 ns   10 ns   100"),
+                         "[1/4] a/x:1  elapsed 0:30  ETA 1:30")
+        self.assertIsNone(progress.line("a/x:1   11 ns   11 ns   100"))  # second repetition
+        self.assertIsNone(progress.line("a/x:1_mean   10 ns   10 ns   3"))
+        now[0] = 160.0
+        self.assertEqual(progress.line("a/x:2   10 ns   10 ns   100"),
+                         "[2/4] a/x:2  elapsed 1:00  ETA 1:00")
+
+
+class HelpersTest(unittest.TestCase):
+    def test_parse_openssl_speed(self):
+        text = ("The 'numbers' are in 1000s of bytes per second processed.\n"
+                "type          16384 bytes\nsha256         1375584.26k\n")
+        self.assertAlmostEqual(bench.parse_openssl_speed(text), 1375584260.0)
+        self.assertIsNone(bench.parse_openssl_speed(""))
+
+    def test_merge_two_runs(self):
+        first = {"context": {"workers": "1", "suite": "quick"}, "benchmarks": [{"name": "a"}]}
+        second = {"context": {"workers": "2", "suite": "quick"}, "benchmarks": [{"name": "b"}, {"name": "c"}]}
+        merged = bench.merge_runs([first, None, second], [1, 2], ["scripts/bench"], {"p": 1.0})
+        self.assertEqual(merged["context"], {"workers": "1,2", "suite": "quick"})
+        self.assertEqual([r["workers"] for r in merged["runs"]], ["1", "2"])
+        self.assertEqual([b["name"] for b in merged["benchmarks"]], ["a", "b", "c"])
+        self.assertEqual(merged["peers"], {"p": 1.0})
+        self.assertEqual(merged["command"], ["scripts/bench"])
+        self.assertEqual(first["context"]["workers"], "1")  # input left alone
+
+    def test_truncated_json_keeps_finished_entries(self):
+        whole = json.dumps({"context": {}, "benchmarks": [{"name": "a"}, {"name": "b"}]}, indent=2)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "r.json")
+            path.write_text(whole[:whole.rindex('"b"')])
+            self.assertEqual(bench.load_run_json(path)["benchmarks"], [{"name": "a"}])
+            self.assertIsNone(bench.load_run_json(Path(tmp, "missing.json")))
+
+    def test_run_dir_numbering_and_latest_link(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            first = bench.new_run_dir(tmp, "2025-01-01", "host")
+            self.assertEqual(first.name, "2025-01-01-host")
+            first.mkdir(parents=True)
+            second = bench.new_run_dir(tmp, "2025-01-01", "host")
+            self.assertEqual(second.name, "2025-01-01-host-2")
+            second.mkdir()
+            bench.point_latest(tmp, first)
+            bench.point_latest(tmp, second)
+            self.assertEqual(os.readlink(Path(tmp, "latest")), "runs/2025-01-01-host-2")
+
+
+class EndToEndTest(unittest.TestCase):
+    """bench.main against a fake concbench: runs, merging, exit status, report."""
+
+    def run_main(self, *argv, env=None):
+        out = Path(tempfile.mkdtemp()) / "run"
+        with mock.patch.dict(os.environ, env or {}), \
+                mock.patch.object(bench, "openssl_sha256_16k", return_value=2e8), \
+                contextlib.redirect_stderr(io.StringIO()) as err:
+            status = bench.main(["--quick", "--workers", "1,2", "--concbench", str(FAKE),
+                                 "--out", str(out), *argv])
+        return status, out, err.getvalue()
+
+    def test_runs_each_worker_count_and_reports(self):
+        status, out, err = self.run_main()
+        self.assertEqual(status, 0, err)
+        data = json.loads((out / "results.json").read_text())
+        self.assertEqual(data["context"]["workers"], "1,2")
+        self.assertEqual(len(data["runs"]), 2)
+        self.assertEqual(len(data["benchmarks"]), 14 + 8)  # all models at 1, parallel ones at 2
+        self.assertEqual(data["peers"]["openssl_sha256_16k_bytes_per_s"], 2e8)
+        self.assertIn("[22/22] ", err)
+        self.assertTrue((out / "REPORT.md").is_file())
+
+    def test_failed_run_still_written_and_exit_nonzero(self):
+        status, out, err = self.run_main(env={"FAKE_CONCBENCH_FAIL": "2"})
+        self.assertEqual(status, 1)
+        self.assertIn("error: concbench --workers=2 exited with status 1", err)
+        self.assertIn("result differs from reference", (out / "REPORT.md").read_text())
+
+    def test_filter_matching_only_single_thread_models(self):
+        status, out, err = self.run_main("--filter", "serial")
+        self.assertEqual(status, 0, err)
+        self.assertIn("nothing to run with workers=2", err)
+
+    def test_filter_matching_nothing(self):
+        status, _, err = self.run_main("--filter", "no_such_benchmark")
+        self.assertEqual(status, 1)
+        self.assertIn("error:", err)
+
+    def test_missing_binary(self):
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            status = bench.main(["--concbench", "/nonexistent/concbench"])
+        self.assertEqual(status, 1)
+        self.assertIn("concbench binary not found", err.getvalue())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,79 @@
+import unittest
+
+from synthetic import MB, cpu_hash_results
+
+import results as res
+from workloads import cpu_hash
+
+
+def summarize(data):
+    return cpu_hash.summarize(res.reduce_runs(data["benchmarks"]), data)
+
+
+class SummaryTest(unittest.TestCase):
+    """Expected numbers worked out by hand from synthetic.cpu_hash_results()."""
+
+    def setUp(self):
+        self.data = cpu_hash_results()
+        self.summary = summarize(self.data)
+
+    def point(self, series, block, workers):
+        return self.summary["series"][series][str(block)][str(workers)]
+
+    def test_speedup_and_efficiency_against_serial_at_same_block(self):
+        p = self.point("thread_pool", 16384, 2)  # 380 / 200
+        self.assertAlmostEqual(p["speedup"], 1.9)
+        self.assertAlmostEqual(p["efficiency"], 0.95)
+        p = self.point("thread_pool", 1024, 2)  # 150 / 100
+        self.assertAlmostEqual(p["speedup"], 1.5)
+        self.assertAlmostEqual(p["efficiency"], 0.75)
+
+    def test_best_grain_kept(self):
+        self.assertEqual(self.point("thread_pool", 16384, 2)["bytes_per_s"], 380 * MB)
+
+    def test_cpu_per_wall(self):
+        self.assertAlmostEqual(self.point("thread_pool", 1024, 2)["cpu_per_wall"], 0.5)
+
+    def test_ship_cost(self):
+        self.assertAlmostEqual(self.summary["ship_cost"]["16384"]["2"], 1 - 260 / 400)
+        self.assertAlmostEqual(self.summary["ship_cost"]["1024"]["2"], 1 - 95 / 100)
+
+    def test_serial_and_openssl(self):
+        self.assertEqual(self.summary["serial_bytes_per_s"], {"1024": 100 * MB, "16384": 200 * MB})
+        self.assertAlmostEqual(self.summary["vs_openssl_16k"], 0.8)
+
+    def test_errors_listed_not_measured(self):
+        self.assertEqual([e["message"] for e in self.summary["errors"]], ["result differs from reference"])
+        self.assertNotIn("fibers_mt", self.summary["series"])
+
+    def test_max_workers_and_scaling_block(self):
+        self.assertEqual(self.summary["max_workers"]["thread_pool"], 2)
+        self.assertEqual(self.summary["max_workers"]["event_loop"], 1)
+        self.assertEqual(self.summary["scaling_block"], 16384)
+
+    def test_without_serial_speedup_is_null(self):
+        self.data["benchmarks"] = [b for b in self.data["benchmarks"] if "/serial/" not in b["name"]]
+        self.data["peers"] = {"openssl_sha256_16k_bytes_per_s": None}
+        summary = summarize(self.data)
+        self.assertIsNone(summary["series"]["thread_pool"]["16384"]["2"]["speedup"])
+        self.assertIsNone(summary["vs_openssl_16k"])
+        cpu_hash.conclusions(summary)  # must not fail on missing numbers
+
+
+class ConclusionsTest(unittest.TestCase):
+    def test_sentences_follow_the_numbers(self):
+        text = "\n".join(cpu_hash.conclusions(summarize(cpu_hash_results())))
+        self.assertIn("thread_pool scales: at ≥16 KiB blocks it reaches 0.95× the ideal with 2 workers", text)
+        self.assertIn("process_pool ship:bytes falls short of linear scaling", text)
+        self.assertIn("event_loop runs on one thread: within 1% of serial", text)
+        self.assertIn("costs 35% of the throughput at 16 KiB blocks and 5% of the throughput at 1 KiB", text)
+        self.assertIn("0.80× `openssl speed`", text)
+
+    def test_scaling_block_falls_back(self):
+        self.assertEqual(cpu_hash._scaling_block([64, 1024, 1 << 20]), 1 << 20)
+        self.assertEqual(cpu_hash._scaling_block([64, 1024]), 1024)
+        self.assertIsNone(cpu_hash._scaling_block([]))
+
+
+if __name__ == "__main__":
+    unittest.main()

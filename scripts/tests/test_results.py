@@ -1,0 +1,75 @@
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+from synthetic import entry, error_entry
+
+import results as res
+
+
+class ParseNameTest(unittest.TestCase):
+    def test_splits_workload_model_and_numeric_params(self):
+        parsed = res.parse_name("cpu_hash/process_pool/block_bytes:1024/grain:8/ship:seed/workers:2/real_time")
+        self.assertEqual(parsed["workload"], "cpu_hash")
+        self.assertEqual(parsed["model"], "process_pool")
+        self.assertEqual(parsed["params"], {"block_bytes": 1024, "grain": 8, "ship": "seed", "workers": 2})
+
+    def test_float_values(self):
+        self.assertEqual(res.parse_name("w/m/work_us:2.5")["params"], {"work_us": 2.5})
+
+    def test_aggregate_suffix_removed(self):
+        self.assertEqual(res.base_name("a/b/x:1_median"), "a/b/x:1")
+        self.assertEqual(res.base_name("a/b/x:1"), "a/b/x:1")
+
+
+class ReduceRunsTest(unittest.TestCase):
+    def test_median_aggregate_preferred(self):
+        name = "w/m/x:1"
+        reps = [entry(name, 1.0), entry(name, 2.0), entry(name, 9.0)]
+        median = dict(entry(name, 2.0), name=name + "_median", run_type="aggregate", aggregate_name="median")
+        mean = dict(entry(name, 4.0), name=name + "_mean", run_type="aggregate", aggregate_name="mean")
+        [record] = res.reduce_runs(reps + [mean, median])
+        self.assertEqual(record["bytes_per_second"], 2.0)
+
+    def test_mean_of_iterations_without_aggregates(self):
+        name = "w/m/x:1"
+        [record] = res.reduce_runs([entry(name, 1.0, real_time=1.0, time_unit="us"),
+                                    entry(name, 3.0, real_time=3.0, time_unit="us")])
+        self.assertEqual(record["bytes_per_second"], 2.0)
+        self.assertEqual(record["real_time_ns"], 2000.0)
+
+    def test_any_failed_repetition_makes_an_error(self):
+        name = "w/m/x:1"
+        [record] = res.reduce_runs([entry(name, 1.0), error_entry(name, "mismatch")])
+        self.assertEqual(record["error"], "mismatch")
+        self.assertNotIn("bytes_per_second", record)
+
+
+class LoadTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp())
+
+    def assertLoadFails(self, text, fragment):
+        if text is not None:
+            (self.dir / "results.json").write_text(text)
+        with self.assertRaises(res.ResultsError) as caught:
+            res.load(self.dir)
+        self.assertIn(fragment, str(caught.exception))
+
+    def test_missing_file(self):
+        self.assertLoadFails(None, "does not exist")
+
+    def test_malformed(self):
+        self.assertLoadFails("{not json", "not valid JSON")
+
+    def test_no_benchmarks_list(self):
+        self.assertLoadFails(json.dumps({"context": {}}), '"benchmarks"')
+        self.assertLoadFails(json.dumps([1, 2]), '"benchmarks"')
+
+    def test_entry_without_name(self):
+        self.assertLoadFails(json.dumps({"benchmarks": [{"real_time": 1}]}), "no name")
+
+
+if __name__ == "__main__":
+    unittest.main()
