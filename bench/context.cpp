@@ -70,6 +70,8 @@ double pipe_rtt_us() {
   if (::pipe(to_child) != 0 || ::pipe(from_child) != 0) return -1;
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::close(to_child[1]);  // or it would never read EOF
+    ::close(from_child[0]);
     char byte;
     while (::read(to_child[0], &byte, 1) == 1 && ::write(from_child[1], &byte, 1) == 1) {
     }

@@ -118,9 +118,9 @@ class ErrorCountingReporter : public benchmark::BenchmarkReporter {
 
 int main(int argc, char** argv) {
   Options options = parse_own_flags(argc, argv);
+  const bool listing = listing_only(argc, argv);  // before Initialize consumes the flag
   benchmark::Initialize(&argc, argv, print_own_help);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
-  const bool listing = listing_only(argc, argv);
 
   Runtimes runtimes(options.workers);  // forks the process pool before any thread starts
   std::optional<Calibration> calibration;
