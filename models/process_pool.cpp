@@ -17,18 +17,17 @@
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <future>
+#include <optional>
 #include <system_error>
 
 namespace concbench {
 
 namespace {
 
-// Wire format, host byte order: both ends are the same binary on the same machine.
-struct RequestHeader {
-  std::uint64_t task;  // the ProcessTask's address
-  std::uint64_t size;
-};
+constexpr const char* kNoWorker = "process pool has no worker: it could not start a replacement";
+
 struct ReplyHeader {
   std::uint64_t size;
   std::uint64_t ok;  // 1: data follows; 0: an error message follows
@@ -79,7 +78,7 @@ void die_with_parent(pid_t parent) {
 [[noreturn]] void worker_main(int fd) {
   Bytes payload;
   for (;;) {
-    RequestHeader request;
+    ProcessRequestHeader request;
     if (!read_exact(fd, &request, sizeof request)) ::_exit(0);  // pool closed
     payload.resize(request.size);
     if (!read_exact(fd, payload.data(), payload.size())) ::_exit(0);
@@ -213,7 +212,7 @@ ProcessPool::ProcessPool(unsigned worker_count) {
       throw std::runtime_error("process pool: cannot start a worker: " + failure);
     }
   }
-  for (auto& worker : workers_) asio::co_spawn(context_, serve(*worker), asio::detached);
+  for (auto& worker : workers_) asio::co_spawn(context_, read_replies(*worker), asio::detached);
   io_thread_ = std::thread([this] { context_.run(); });
 }
 
@@ -223,7 +222,8 @@ void ProcessPool::shutdown() {
   if (spawner_fd_ < 0) return;
   asio::post(context_, [this] {
     stopping_ = true;
-    tasks_.close();
+    for (auto& task : queue_) task.done({{}, "process pool shut down before the task ran"});
+    queue_.clear();
     for (auto& worker : workers_) worker->socket.close();  // workers read EOF and exit
   });
   work_.reset();
@@ -237,11 +237,12 @@ void ProcessPool::shutdown() {
 
 void ProcessPool::submit(ProcessTask task, Bytes payload, std::function<void(TaskResult)> done) {
   asio::post(context_, [this, pending = Pending{task, std::move(payload), std::move(done)}]() mutable {
-    if (!tasks_.is_open()) {
-      pending.done({{}, "process pool is shut down"});
+    if (stopping_ || !has_live_worker()) {
+      pending.done({{}, stopping_ ? "process pool is shut down" : kNoWorker});
       return;
     }
-    tasks_.async_send({}, std::move(pending), asio::detached);
+    queue_.push_back(std::move(pending));
+    pump();
   });
 }
 
@@ -264,63 +265,99 @@ unsigned ProcessPool::replacements() const {
   return replacements_;
 }
 
-asio::awaitable<void> ProcessPool::serve(Worker& worker) {
-  for (;;) {
-    auto [closed, task] = co_await tasks_.async_receive(asio::as_tuple(asio::use_awaitable));
-    if (closed) co_return;
-    TaskResult result;
-    // A worker found dead before it got the task is replaced and the task resent;
-    // one that dies while running it fails the task: it may have had side effects.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      if (!worker.socket.is_open()) {
-        result.error = "process pool has no worker: it could not start a replacement";
-        break;
-      }
-      Exchange outcome = co_await exchange(worker, task, result);
-      if (outcome == Exchange::done) break;
-      if (stopping_) {
-        result.error = "process pool shut down while the task was running";
-        break;
-      }
-      std::string ended = respawn(worker);
-      if (outcome == Exchange::died) {
-        result.error = ended + " while running the task";
-        break;
-      }
-      result.error = ended + " before it could take the task";
-    }
-    task.done(std::move(result));
+bool ProcessPool::has_live_worker() const {
+  return std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->socket.is_open(); });
+}
+
+void ProcessPool::pump() {
+  while (!queue_.empty()) {
+    // The least loaded worker that can take one more: at most kDepth queued at a
+    // worker, so that it starts its next task the moment it sends a reply instead
+    // of idling through two wake-ups (ours and its own) per task.
+    Worker* target = nullptr;
+    for (auto& w : workers_)
+      if (!w->writing && w->socket.is_open() && w->sent.size() < kDepth &&
+          (!target || w->sent.size() < target->sent.size()))
+        target = w.get();
+    if (!target) return;
+    target->sent.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    Pending& task = target->sent.back();
+    task.header = {reinterpret_cast<std::uint64_t>(task.task), task.payload.size()};
+    target->writing = true;
+    std::array<asio::const_buffer, 2> out{asio::buffer(&task.header, sizeof task.header), asio::buffer(task.payload)};
+    asio::async_write(target->socket, out,
+                      [this, target, generation = target->generation](boost::system::error_code error, std::size_t) {
+                        if (generation != target->generation) return;  // that worker was replaced meanwhile
+                        target->writing = false;
+                        if (error) return;  // the worker is gone: its reader handles that
+                        ++target->delivered;
+                        pump();
+                      });
   }
 }
 
-asio::awaitable<ProcessPool::Exchange> ProcessPool::exchange(Worker& worker, Pending& task,
-                                                             TaskResult& result) {
-  using asio::as_tuple, asio::use_awaitable;
-  RequestHeader request{reinterpret_cast<std::uint64_t>(task.task), task.payload.size()};
-  std::array<asio::const_buffer, 2> out{asio::buffer(&request, sizeof request), asio::buffer(task.payload)};
-  auto [write_error, written] = co_await asio::async_write(worker.socket, out, as_tuple(use_awaitable));
-  if (write_error) co_return written == 0 ? Exchange::not_delivered : Exchange::died;
+asio::awaitable<void> ProcessPool::read_replies(Worker& worker) {
+  for (;;) {
+    TaskResult result;
+    if (co_await receive(worker, result) && !worker.sent.empty()) {
+      Pending done = std::move(worker.sent.front());
+      worker.sent.pop_front();
+      --worker.delivered;
+      pump();
+      done.done(std::move(result));
+      continue;
+    }
+    if (stopping_) {
+      for (auto& task : worker.sent) task.done({{}, "process pool shut down while the task was running"});
+      worker.sent.clear();
+      co_return;
+    }
+    // The worker is gone. The oldest task was running if the worker got it; the
+    // others never started and go back to the front of the queue.
+    std::string ended = respawn(worker);
+    if (worker.delivered > 0) {
+      worker.sent.front().done({{}, ended + " while running the task"});
+      worker.sent.pop_front();
+    }
+    while (!worker.sent.empty()) {
+      queue_.push_front(std::move(worker.sent.back()));
+      worker.sent.pop_back();
+    }
+    worker.delivered = 0;
+    worker.writing = false;
+    if (!has_live_worker()) {
+      for (auto& task : queue_) task.done({{}, kNoWorker + (": " + ended)});
+      queue_.clear();
+    }
+    if (!worker.socket.is_open()) co_return;
+    pump();
+  }
+}
 
+asio::awaitable<bool> ProcessPool::receive(Worker& worker, TaskResult& result) {
+  using asio::as_tuple, asio::use_awaitable;
   ReplyHeader reply;
   auto [header_error, n1] =
       co_await asio::async_read(worker.socket, asio::buffer(&reply, sizeof reply), as_tuple(use_awaitable));
-  if (header_error) co_return Exchange::died;
+  if (header_error) co_return false;
   Bytes body(reply.size);
   auto [body_error, n2] = co_await asio::async_read(worker.socket, asio::buffer(body), as_tuple(use_awaitable));
-  if (body_error) co_return Exchange::died;
+  if (body_error) co_return false;
   if (reply.ok) {
     result = {std::move(body), {}};
   } else {
     result = {{}, std::string(reinterpret_cast<const char*>(body.data()), body.size())};
     if (result.error.empty()) result.error = "task failed";
   }
-  co_return Exchange::done;
+  co_return true;
 }
 
 std::string ProcessPool::respawn(Worker& worker) {
   const pid_t old = worker.pid;
   boost::system::error_code ignored;
   worker.socket.close(ignored);
+  ++worker.generation;
   SpawnRequest request{old};
   SpawnReply reply{};
   int fd = -1;

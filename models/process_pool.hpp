@@ -21,7 +21,6 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
@@ -29,6 +28,8 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -52,6 +53,12 @@ struct TaskResult {
   Bytes data;
   std::string error;  // empty on success
   bool ok() const { return error.empty(); }
+};
+
+// Wire format, host byte order: both ends are the same binary on the same machine.
+struct ProcessRequestHeader {
+  std::uint64_t task;  // the ProcessTask's address
+  std::uint64_t size;  // payload bytes that follow
 };
 
 class ProcessTaskError : public std::runtime_error {
@@ -110,16 +117,27 @@ class ProcessPool {
     ProcessTask task;
     Bytes payload;
     std::function<void(TaskResult)> done;
+    ProcessRequestHeader header{};
   };
+  // All of it is touched on the I/O thread only.
   struct Worker {
     explicit Worker(asio::io_context& context) : socket(context) {}
     pid_t pid = 0;
     asio::local::stream_protocol::socket socket;
+    std::deque<Pending> sent;   // written or being written, replies due in this order
+    std::size_t delivered = 0;  // how many of `sent` were written in full
+    bool writing = false;
+    unsigned generation = 0;  // bumped on replacement; stale completions check it
   };
-  enum class Exchange { done, not_delivered, died };
+  static constexpr std::size_t kDepth = 2;  // tasks queued at each worker
 
-  asio::awaitable<void> serve(Worker& worker);
-  asio::awaitable<Exchange> exchange(Worker& worker, Pending& task, TaskResult& result);
+  // Hands queued tasks to workers with room; called whenever room or tasks appear.
+  void pump();
+  bool has_live_worker() const;
+  // One per worker: completes tasks as replies arrive and replaces the worker
+  // when its socket closes.
+  asio::awaitable<void> read_replies(Worker& worker);
+  asio::awaitable<bool> receive(Worker& worker, TaskResult& result);  // false: the worker is gone
   // Asks the spawner for a fresh worker in `worker`'s place; returns how the old
   // one ended, in words. On failure the worker is left closed.
   std::string respawn(Worker& worker);
@@ -128,11 +146,11 @@ class ProcessPool {
   int spawner_fd_ = -1;
   pid_t spawner_pid_ = 0;
   asio::io_context context_{1};
-  asio::experimental::channel<void(boost::system::error_code, Pending)> tasks_{context_};
+  std::deque<Pending> queue_;  // submitted, not yet at a worker; I/O thread only
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex pids_mutex_;  // worker pids are read from other threads
   unsigned replacements_ = 0;
-  bool stopping_ = false;  // touched on the I/O thread only
+  bool stopping_ = false;  // I/O thread only
   asio::executor_work_guard<asio::io_context::executor_type> work_{context_.get_executor()};
   std::thread io_thread_;
 };

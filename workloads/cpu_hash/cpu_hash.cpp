@@ -18,9 +18,13 @@ constexpr std::uint64_t kOffsetStride = 4099;  // prime: neighbouring blocks ove
 // 100 ms: about 32 MiB, and at most 128 Ki blocks (tiny blocks cost per block).
 constexpr std::uint64_t kRunBytes = std::uint64_t{32} << 20;
 constexpr std::uint64_t kMaxItems = std::uint64_t{128} << 10;
-// Bytes per task: at about 1 GB/s per core, 128 KiB is ~100 us of work; the full
-// grid adds ~10 us and ~1 ms tasks.
-constexpr std::uint64_t kTaskBytes = std::uint64_t{128} << 10;
+// Task sizes, at about 1.3 GB/s per core: 128 KiB is ~100 us of work, where the
+// cost of a hand-off shows; 1 MiB is ~800 us, where a process pool can amortise it.
+// The full grid adds ~12 us tasks. Tiny blocks cost ~0.15 us each on top of their
+// bytes, so a task holds at most kMaxGrain of them to stay near 1 ms.
+constexpr std::uint64_t kSmallTaskBytes = std::uint64_t{128} << 10;
+constexpr std::uint64_t kLargeTaskBytes = std::uint64_t{1} << 20;
+constexpr std::uint64_t kMaxGrain = 4096;
 
 const std::vector<std::byte>& corpus() {
   static const std::vector<std::byte> bytes = [] {
@@ -108,8 +112,8 @@ Checksum reference(const Params& p) { return hash_range(p.block_bytes, 0, p.item
 std::vector<Params> parameter_sets(Suite suite, Model model) {
   std::vector<std::size_t> blocks{1024, 16384, kMaxBlockBytes};
   if (suite != Suite::quick) blocks = {64, 256, 1024, 4096, 16384, 65536, 262144, kMaxBlockBytes};
-  std::vector<std::uint64_t> task_bytes{kTaskBytes};
-  if (suite == Suite::full) task_bytes = {kTaskBytes / 8, kTaskBytes, kTaskBytes * 8};
+  std::vector<std::uint64_t> task_bytes{kSmallTaskBytes, kLargeTaskBytes};
+  if (suite == Suite::full) task_bytes.insert(task_bytes.begin(), kSmallTaskBytes / 8);
   std::vector<Ship> ships{Ship::none};
   if (model == Model::process_pool) ships = {Ship::bytes, Ship::seed};
 
@@ -117,7 +121,7 @@ std::vector<Params> parameter_sets(Suite suite, Model model) {
   for (std::size_t block_bytes : blocks)
     for (std::uint64_t bytes : task_bytes)
       for (Ship ship : ships) {
-        std::uint64_t grain = std::max<std::uint64_t>(1, bytes / block_bytes);
+        std::uint64_t grain = std::clamp<std::uint64_t>(bytes / block_bytes, 1, kMaxGrain);
         std::uint64_t items = std::min(kMaxItems, kRunBytes / block_bytes);
         Params p{block_bytes, grain, items, ship};
         if (std::find(sets.begin(), sets.end(), p) == sets.end()) sets.push_back(p);

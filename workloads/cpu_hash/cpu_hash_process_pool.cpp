@@ -1,7 +1,8 @@
 // process_pool: each task goes to a worker process. ship:seed sends three numbers
 // and the worker reads its own copy of the corpus; ship:bytes copies the task's
 // blocks into the message, as real data would travel. The submitting thread keeps
-// two tasks per worker in flight, so workers never wait for the next message.
+// kTasksPerWorker tasks per worker in flight: enough that a worker never waits for
+// its next message, few enough to bound the bytes in flight.
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
 #include <cstring>
@@ -13,6 +14,8 @@
 namespace concbench::cpu_hash {
 
 namespace {
+
+constexpr std::ptrdiff_t kTasksPerWorker = 4;
 
 struct TaskHeader {
   std::uint64_t block_bytes;
@@ -65,7 +68,7 @@ Bytes task_message(const Params& p, std::uint64_t t) {
 Checksum run_process_pool(ProcessPool& pool, const Params& p) {
   if (p.ship == Ship::none) throw std::invalid_argument("cpu_hash: process_pool needs ship:bytes or ship:seed");
   const std::uint64_t tasks = task_count(p);
-  std::counting_semaphore<> in_flight(2 * static_cast<std::ptrdiff_t>(pool.workers()));
+  std::counting_semaphore<> in_flight(kTasksPerWorker * static_cast<std::ptrdiff_t>(pool.workers()));
   std::latch finished(static_cast<std::ptrdiff_t>(tasks));
   std::mutex mutex;
   Checksum total;

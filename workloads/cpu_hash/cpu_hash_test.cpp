@@ -105,11 +105,13 @@ TEST(CpuHash, ParameterSetsKeepTasksAndRunsInRange) {
         EXPECT_LE(p.block_bytes, kMaxBlockBytes);
         EXPECT_GE(p.grain, 1u);
         EXPECT_LE(p.grain * p.block_bytes, std::uint64_t{1} << 20) << "tasks of about 1 ms at most";
+        EXPECT_LE(p.grain, 4096u) << "tiny blocks: about 1 ms at most";
         EXPECT_GE(p.items, p.grain);
         EXPECT_EQ(p.ship == Ship::none, model != Model::process_pool);
       }
-  EXPECT_EQ(parameter_sets(Suite::standard, Model::serial).size(), 8u);
-  EXPECT_EQ(parameter_sets(Suite::standard, Model::process_pool).size(), 16u);
+  // Eight block sizes, two task sizes, which coincide at 1 MiB blocks.
+  EXPECT_EQ(parameter_sets(Suite::standard, Model::serial).size(), 15u);
+  EXPECT_EQ(parameter_sets(Suite::standard, Model::process_pool).size(), 30u);
 }
 
 }  // namespace
