@@ -35,7 +35,9 @@ struct Runtimes {
         process_pool(workers),
         event_loop(),
         fibers(FiberScheduler::round_robin, 1),
-        fibers_mt(FiberScheduler::work_stealing, workers),
+        // Boost.Fiber's work_stealing spins when it has no other thread to steal
+        // from; with one worker, fibers_mt is round_robin, which is what it means.
+        fibers_mt(workers > 1 ? FiberScheduler::work_stealing : FiberScheduler::round_robin, workers),
         thread_pool(workers) {}
 
   unsigned threads(Model model) const { return follows_workers(model) ? workers : 1; }
