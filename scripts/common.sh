@@ -21,3 +21,16 @@ find_python() {
   echo "error: matplotlib/numpy not importable; run scripts/setup" >&2
   exit 1
 }
+
+# Quiet on success; the full log on failure, since that is when it matters.
+run_logged() {
+  local log
+  log="$(mktemp)"
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "error: '$*' failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}

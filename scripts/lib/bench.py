@@ -22,7 +22,7 @@ DEFAULT_BINARY = ROOT / "build" / "release" / "bench" / "concbench"
 REPORTS_DIR = ROOT / "reports"
 
 # suite -> (min_time seconds, repetitions); explicit flags override.
-SUITES = {"quick": (0.05, 1), "default": (0.2, 3), "full": (0.5, 5)}
+SUITES = {"quick": (0.05, 1), "default": (0.1, 3), "full": (0.5, 5)}
 
 OPENSSL_CMD = ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-seconds", "1"]
 STDERR_TAIL_LINES = 20
@@ -78,7 +78,7 @@ def parse_args(argv):
     parser.add_argument("--workers", metavar="LIST", type=_worker_list,
                         help="comma list of worker counts (default: 1,2,4,... up to nproc, and nproc)")
     parser.add_argument("--repetitions", metavar="N", type=_positive_int,
-                        help="repetitions per benchmark (default suite: min time 0.2 s, 3 repetitions)")
+                        help="repetitions per benchmark (default suite: min time 0.1 s, 3 repetitions)")
     parser.add_argument("--min-time", metavar="S", type=_positive_float, help="seconds per benchmark")
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="run directory (default: reports/runs/<date>-<host>; updates reports/latest)")

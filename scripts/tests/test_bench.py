@@ -38,7 +38,7 @@ class ArgumentsTest(unittest.TestCase):
         self.assertEqual((args.suite, args.min_time, args.repetitions), ("full", 0.5, 2))
         self.assertEqual(args.workers, [1, 2, 4])
         args = bench.parse_args([])
-        self.assertEqual((args.suite, args.min_time, args.repetitions), ("default", 0.2, 3))
+        self.assertEqual((args.suite, args.min_time, args.repetitions), ("default", 0.1, 3))
 
     def test_default_workers(self):
         self.assertEqual(bench.default_workers(1), [1])
