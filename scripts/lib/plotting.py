@@ -1,8 +1,6 @@
 """Shared plot helpers: one colour per series across every plot, byte-size axis
 labels, and whole-file PNG + SVG output."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +9,8 @@ matplotlib.use("Agg")  # no display on benchmark machines
 # Fixed SVG ids: regenerating from the same data gives the same files (clean diffs).
 matplotlib.rcParams["svg.hashsalt"] = "concbench"
 import matplotlib.pyplot as plt  # noqa: E402
+
+from results import write_whole  # noqa: E402
 
 PNG_DPI = 120
 
@@ -66,16 +66,9 @@ def save(fig, plots_dir, stem):
     written = []
     for ext in ("png", "svg"):
         path = plots_dir / f"{stem}.{ext}"
-        fd, tmp = tempfile.mkstemp(dir=plots_dir, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            # No date metadata: regenerating from the same data gives the same SVG.
-            metadata = {"Date": None} if ext == "svg" else {}
-            fig.savefig(tmp, format=ext, dpi=PNG_DPI, metadata=metadata)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # No date metadata: regenerating from the same data gives the same SVG.
+        metadata = {"Date": None} if ext == "svg" else {}
+        write_whole(path, lambda tmp: fig.savefig(tmp, format=ext, dpi=PNG_DPI, metadata=metadata))
         written.append(path)
     plt.close(fig)
     return written

@@ -120,17 +120,29 @@ def reduce_runs(benchmarks):
     return records
 
 
-def write_atomic(path, text):
-    """Writes a whole file or nothing: readers never see a half-written report."""
+def write_whole(path, write):
+    """Calls write(tmp) on a temporary file beside path, then renames it over path:
+    readers never see a half-written file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; reports are for reading
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path, text):
+    write_whole(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json_atomic(path, data):
