@@ -30,7 +30,8 @@ void register_cpu_hash(Runtimes& runtimes, const Options& options) {
         state.counters["workers"] = threads;
         state.counters["items"] = static_cast<double>(p.items);
       };
-      register_verified(name, [&runtimes, model, p] { return run(model, runtimes, p); }, expected, counters);
+      register_verified(name, [&runtimes, model, p] { return run(model, runtimes, p); }, expected, counters,
+                        model == Model::process_pool ? &runtimes.process_pool : nullptr);
     }
   }
 }

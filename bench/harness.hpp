@@ -6,6 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -39,13 +40,17 @@ inline std::string benchmark_name(std::string_view workload, Model model, const 
 // Registers a benchmark that calls `run()` once per iteration and compares every
 // result with `expected()`, computed before the timed loop. A mismatch or an
 // exception ends the benchmark with an error, in every build type. `counters(state)`
-// adds throughput and context once the loop is done.
+// adds throughput and context once the loop is done. With `workers`, the CPU its
+// worker processes used, which process CPU time misses, becomes the counter
+// `worker_cpus` (average CPUs busy in worker processes over the wall time).
 template <class Run, class Expected, class Counters>
 benchmark::internal::Benchmark* register_verified(const std::string& name, Run run, Expected expected,
-                                                  Counters counters) {
-  auto body = [run, expected, counters](benchmark::State& state) {
+                                                  Counters counters, const ProcessPool* workers = nullptr) {
+  auto body = [run, expected, counters, workers](benchmark::State& state) {
     try {
       const auto want = expected();
+      const double worker_cpu_before = workers ? workers->worker_cpu_seconds() : 0;
+      const auto start = std::chrono::steady_clock::now();
       for (auto _ : state) {
         const auto got = run();
         if (!(got == want)) {
@@ -54,6 +59,10 @@ benchmark::internal::Benchmark* register_verified(const std::string& name, Run r
                                   .c_str());
           return;
         }
+      }
+      if (workers) {
+        const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
+        state.counters["worker_cpus"] = (workers->worker_cpu_seconds() - worker_cpu_before) / wall.count();
       }
       counters(state);
     } catch (const std::exception& e) {

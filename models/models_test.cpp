@@ -133,6 +133,12 @@ Bytes sleep_200ms(std::span<const std::byte>) {
   return {};
 }
 
+Bytes spin_200ms(std::span<const std::byte>) {
+  for (auto until = Clock::now() + 200ms; Clock::now() < until;) {
+  }
+  return {};
+}
+
 Bytes reply_pid_after_50ms(std::span<const std::byte> in) {
   std::this_thread::sleep_for(50ms);
   return reply_pid(in);
@@ -266,6 +272,13 @@ TEST(ProcessPool, ShutsDownWithATaskInFlightAndReapsEverything) {
   EXPECT_FALSE(done.get().ok());  // its socket was closed under it
   EXPECT_EQ(::waitpid(spawner, nullptr, WNOHANG), -1);  // already reaped
   EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(ProcessPool, CountsTheCpuTimeOfItsWorkers) {
+  auto& pool = rt().process_pool;
+  const double before = pool.worker_cpu_seconds();
+  ASSERT_TRUE(pool.run(spin_200ms, {}).ok());
+  EXPECT_GE(pool.worker_cpu_seconds() - before, 0.15);
 }
 
 asio::awaitable<std::pair<pid_t, bool>> offload_from_loop(ProcessPool& pool, std::thread::id loop_thread) {

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <fstream>
+#include <sstream>
 #include <future>
 #include <optional>
 #include <system_error>
@@ -333,6 +335,24 @@ asio::awaitable<void> ProcessPool::read_replies(Worker& worker) {
     if (!worker.socket.is_open()) co_return;
     pump();
   }
+}
+
+double ProcessPool::worker_cpu_seconds() const {
+  static const double ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double seconds = 0;
+  for (pid_t pid : worker_pids()) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) continue;
+    // Fields after "pid (name)": state is field 3; utime and stime are 14 and 15.
+    std::istringstream fields(line.substr(line.rfind(')') + 2));
+    std::string skip;
+    for (int field = 3; field < 14; ++field) fields >> skip;
+    double user = 0, system = 0;
+    fields >> user >> system;
+    seconds += (user + system) / ticks_per_second;
+  }
+  return seconds;
 }
 
 asio::awaitable<bool> ProcessPool::receive(Worker& worker, TaskResult& result) {

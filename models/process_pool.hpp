@@ -110,6 +110,9 @@ class ProcessPool {
   // Process ids of the current workers, and how many were replaced after dying.
   std::vector<pid_t> worker_pids() const;
   unsigned replacements() const;
+  // CPU seconds the current workers have used (from /proc; 10 ms resolution). The
+  // parent's process CPU time does not include them.
+  double worker_cpu_seconds() const;
   pid_t spawner_pid() const { return spawner_pid_; }
 
  private:

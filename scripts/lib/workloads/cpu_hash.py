@@ -64,7 +64,9 @@ def summarize(records, results):
             "items_per_s": r.get("items_per_second"),
             "speedup": rate / base if base else None,
             "efficiency": rate / (workers * base) if base else None,
-            "cpu_per_wall": cpu / real if real and cpu is not None else None,
+            # Worker processes' CPU is not in the parent's process time; concbench
+            # measures it separately.
+            "cpu_per_wall": cpu / real + (r.get("worker_cpus") or 0) if real and cpu is not None else None,
             "grain": r["params"].get("grain"),
         }
 
