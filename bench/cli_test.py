@@ -26,6 +26,7 @@ class CommandLine(unittest.TestCase):
             ("--workers", "--workers needs =VALUE"),
             ("--suite=huge", "--suite must be quick, default or full"),
             ("--models=some", "--models must be all or parallel"),
+            ("--benchmark_format=xml", "--benchmark_format must be console, json or csv"),
         ]:
             with self.subTest(flag=flag):
                 r = run(flag)

@@ -67,7 +67,12 @@ double thread_rtt_us(EventLoop& loop) {
 // of a multi-threaded process.
 double pipe_rtt_us() {
   int to_child[2], from_child[2];
-  if (::pipe(to_child) != 0 || ::pipe(from_child) != 0) return -1;
+  if (::pipe(to_child) != 0) return -1;
+  if (::pipe(from_child) != 0) {
+    ::close(to_child[0]);
+    ::close(to_child[1]);
+    return -1;
+  }
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(to_child[1]);  // or it would never read EOF
@@ -149,7 +154,8 @@ Calibration calibrate(Runtimes& runtimes) {
   c.thread_rtt_us = thread_rtt_us(runtimes.event_loop);
   c.pipe_rtt_us = pipe_rtt_us();
   c.process_pool_rtt_us = median_us([&] {
-    if (!runtimes.process_pool.run(echo, {}).ok()) throw std::runtime_error("calibration: process pool failed");
+    if (TaskResult r = runtimes.process_pool.run(echo, {}); !r.ok())
+      throw std::runtime_error("the process pool failed an empty task: " + r.error);
   });
   c.sha256_16k_bytes_per_s = sha256_bytes_per_s();
   return c;

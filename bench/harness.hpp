@@ -50,6 +50,7 @@ benchmark::internal::Benchmark* register_verified(const std::string& name, Run r
     try {
       const auto want = expected();
       const double worker_cpu_before = workers ? workers->worker_cpu_seconds() : 0;
+      const unsigned replacements_before = workers ? workers->replacements() : 0;
       const auto start = std::chrono::steady_clock::now();
       for (auto _ : state) {
         const auto got = run();
@@ -60,7 +61,8 @@ benchmark::internal::Benchmark* register_verified(const std::string& name, Run r
           return;
         }
       }
-      if (workers) {
+      // A worker replaced meanwhile took its CPU time with it: no figure then.
+      if (workers && workers->replacements() == replacements_before) {
         const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
         state.counters["worker_cpus"] = (workers->worker_cpu_seconds() - worker_cpu_before) / wall.count();
       }

@@ -79,22 +79,37 @@ Options parse_own_flags(int& argc, char** argv) {
   return options;
 }
 
-bool listing_only(int argc, char** argv) {
+// The value of a Google Benchmark flag, read before Initialize() takes it out.
+std::optional<std::string_view> benchmark_flag(int argc, char** argv, std::string_view flag) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg == "--benchmark_list_tests" || arg == "--benchmark_list_tests=true" || arg == "--benchmark_list_tests=1")
-      return true;
+    if (arg == flag) return "true";
+    if (arg.substr(0, flag.size()) == flag && arg.size() > flag.size() && arg[flag.size()] == '=')
+      return arg.substr(flag.size() + 1);
   }
-  return false;
+  return std::nullopt;
 }
 
-// Forwards to the display reporter Google Benchmark would have used and counts the
-// runs that ended in an error, so that concbench can exit non-zero.
+bool is_true(std::string_view value) { return value == "true" || value == "1" || value == "yes"; }
+
+// The display reporter Google Benchmark would have made from --benchmark_format
+// and --benchmark_color (concbench wraps it, so it makes its own).
+std::unique_ptr<benchmark::BenchmarkReporter> display_reporter(int argc, char** argv) {
+  auto format = benchmark_flag(argc, argv, "--benchmark_format").value_or("console");
+  if (format == "json") return std::make_unique<benchmark::JSONReporter>();
+  if (format == "csv") return std::make_unique<benchmark::CSVReporter>();
+  if (format != "console") usage_error("--benchmark_format must be console, json or csv");
+  auto color = benchmark_flag(argc, argv, "--benchmark_color").value_or("auto");
+  bool colored = color == "auto" ? ::isatty(STDOUT_FILENO) != 0 : is_true(color) || color == "always";
+  return std::make_unique<benchmark::ConsoleReporter>(colored ? benchmark::ConsoleReporter::OO_Color
+                                                              : benchmark::ConsoleReporter::OO_None);
+}
+
+// Forwards to the display reporter and counts the runs that ended in an error, so
+// that concbench can exit non-zero.
 class ErrorCountingReporter : public benchmark::BenchmarkReporter {
  public:
-  ErrorCountingReporter()
-      : inner_(std::make_unique<benchmark::ConsoleReporter>(
-            ::isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_Color : benchmark::ConsoleReporter::OO_None)) {}
+  explicit ErrorCountingReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner) : inner_(std::move(inner)) {}
 
   bool ReportContext(const Context& context) override {
     inner_->SetOutputStream(&GetOutputStream());
@@ -118,18 +133,24 @@ class ErrorCountingReporter : public benchmark::BenchmarkReporter {
 
 int main(int argc, char** argv) {
   Options options = parse_own_flags(argc, argv);
-  const bool listing = listing_only(argc, argv);  // before Initialize consumes the flag
+  // Read before Initialize() consumes the flags.
+  const bool listing = is_true(benchmark_flag(argc, argv, "--benchmark_list_tests").value_or("false"));
+  ErrorCountingReporter reporter(display_reporter(argc, argv));
   benchmark::Initialize(&argc, argv, print_own_help);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
 
   Runtimes runtimes(options.workers);  // forks the process pool before any thread starts
   std::optional<Calibration> calibration;
-  if (!listing) calibration = calibrate(runtimes);
+  try {
+    if (!listing) calibration = calibrate(runtimes);
+  } catch (const std::exception& e) {
+    std::cerr << "concbench: calibration failed: " << e.what() << "\n";
+    return 1;
+  }
   add_context(options, calibration ? &*calibration : nullptr);
 
   register_cpu_hash(runtimes, options);
 
-  ErrorCountingReporter reporter;
   const std::size_t ran = benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   if (ran == 0) {

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -21,7 +22,6 @@
 #include <fstream>
 #include <sstream>
 #include <future>
-#include <optional>
 #include <system_error>
 
 namespace concbench {
@@ -214,7 +214,11 @@ ProcessPool::ProcessPool(unsigned worker_count) {
       throw std::runtime_error("process pool: cannot start a worker: " + failure);
     }
   }
-  for (auto& worker : workers_) asio::co_spawn(context_, read_replies(*worker), asio::detached);
+  for (auto& worker : workers_)
+    asio::co_spawn(context_, read_replies(*worker), [](std::exception_ptr error) {
+      // A reader that failed would strand its worker's tasks: fail loudly instead.
+      if (error) std::rethrow_exception(error);
+    });
   io_thread_ = std::thread([this] { context_.run(); });
 }
 
@@ -222,15 +226,15 @@ ProcessPool::~ProcessPool() { shutdown(); }
 
 void ProcessPool::shutdown() {
   if (spawner_fd_ < 0) return;
+  closed_ = true;
   asio::post(context_, [this] {
     stopping_ = true;
-    for (auto& task : queue_) task.done({{}, "process pool shut down before the task ran"});
-    queue_.clear();
+    fail_all(queue_, "process pool shut down before the task ran");
     for (auto& worker : workers_) worker->socket.close();  // workers read EOF and exit
   });
   work_.reset();
   if (io_thread_.joinable()) io_thread_.join();
-  for (auto& worker : workers_) worker->socket.close();
+  for (auto& worker : workers_) worker->socket.close();  // if the I/O thread never started
   ::close(spawner_fd_);  // the spawner reaps every worker, then exits
   spawner_fd_ = -1;
   while (::waitpid(spawner_pid_, nullptr, 0) < 0 && errno == EINTR) {
@@ -238,6 +242,10 @@ void ProcessPool::shutdown() {
 }
 
 void ProcessPool::submit(ProcessTask task, Bytes payload, std::function<void(TaskResult)> done) {
+  if (closed_) {  // the I/O thread may be gone: nothing posted would run
+    done({{}, "process pool is shut down"});
+    return;
+  }
   asio::post(context_, [this, pending = Pending{task, std::move(payload), std::move(done)}]() mutable {
     if (stopping_ || !has_live_worker()) {
       pending.done({{}, stopping_ ? "process pool is shut down" : kNoWorker});
@@ -265,6 +273,11 @@ std::vector<pid_t> ProcessPool::worker_pids() const {
 unsigned ProcessPool::replacements() const {
   std::lock_guard lock(pids_mutex_);
   return replacements_;
+}
+
+void ProcessPool::fail_all(std::deque<Pending>& tasks, const std::string& error) {
+  for (auto& task : tasks) task.done({{}, error});
+  tasks.clear();
 }
 
 bool ProcessPool::has_live_worker() const {
@@ -311,8 +324,7 @@ asio::awaitable<void> ProcessPool::read_replies(Worker& worker) {
       continue;
     }
     if (stopping_) {
-      for (auto& task : worker.sent) task.done({{}, "process pool shut down while the task was running"});
-      worker.sent.clear();
+      fail_all(worker.sent, "process pool shut down while the task was running");
       co_return;
     }
     // The worker is gone. The oldest task was running if the worker got it; the
@@ -328,12 +340,9 @@ asio::awaitable<void> ProcessPool::read_replies(Worker& worker) {
     }
     worker.delivered = 0;
     worker.writing = false;
-    if (!has_live_worker()) {
-      for (auto& task : queue_) task.done({{}, kNoWorker + (": " + ended)});
-      queue_.clear();
-    }
+    if (!has_live_worker()) fail_all(queue_, kNoWorker + (": " + ended));
+    pump();  // the requeued tasks may go to the other workers
     if (!worker.socket.is_open()) co_return;
-    pump();
   }
 }
 
@@ -341,6 +350,7 @@ double ProcessPool::worker_cpu_seconds() const {
   static const double ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
   double seconds = 0;
   for (pid_t pid : worker_pids()) {
+    if (pid == 0) continue;
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
     std::string line;
     if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) continue;
@@ -381,6 +391,10 @@ std::string ProcessPool::respawn(Worker& worker) {
   SpawnRequest request{old};
   SpawnReply reply{};
   int fd = -1;
+  {
+    std::lock_guard lock(pids_mutex_);
+    worker.pid = 0;  // reaped below: its pid may be reused
+  }
   if (!write_exact(spawner_fd_, &request, sizeof request) || !receive_worker(spawner_fd_, reply, fd))
     return "the spawner process is gone";
   std::string ended = old > 0 ? describe_exit(old, reply.reaped_status) : "";

@@ -27,6 +27,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -70,9 +71,10 @@ class ProcessPool {
  public:
   // Forks the spawner: construct before the program starts any thread.
   explicit ProcessPool(unsigned workers);
-  // Stops taking tasks, closes the workers' sockets (they exit), reaps the spawner
-  // and through it every worker.
+  // Stops taking tasks, fails those not done, closes the workers' sockets (they
+  // exit), reaps the spawner and through it every worker. Idempotent.
   ~ProcessPool();
+  void shutdown();
   ProcessPool(const ProcessPool&) = delete;
   ProcessPool& operator=(const ProcessPool&) = delete;
 
@@ -107,7 +109,8 @@ class ProcessPool {
         token, std::move(payload));
   }
 
-  // Process ids of the current workers, and how many were replaced after dying.
+  // Process ids of the current workers (0 for a slot that could not be refilled),
+  // and how many were replaced after dying.
   std::vector<pid_t> worker_pids() const;
   unsigned replacements() const;
   // CPU seconds the current workers have used (from /proc; 10 ms resolution). The
@@ -144,7 +147,7 @@ class ProcessPool {
   // Asks the spawner for a fresh worker in `worker`'s place; returns how the old
   // one ended, in words. On failure the worker is left closed.
   std::string respawn(Worker& worker);
-  void shutdown();
+  static void fail_all(std::deque<Pending>& tasks, const std::string& error);
 
   int spawner_fd_ = -1;
   pid_t spawner_pid_ = 0;
@@ -153,7 +156,8 @@ class ProcessPool {
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex pids_mutex_;  // worker pids are read from other threads
   unsigned replacements_ = 0;
-  bool stopping_ = false;  // I/O thread only
+  bool stopping_ = false;           // I/O thread only
+  std::atomic<bool> closed_{false};  // set before the I/O thread stops
   asio::executor_work_guard<asio::io_context::executor_type> work_{context_.get_executor()};
   std::thread io_thread_;
 };

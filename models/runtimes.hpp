@@ -40,6 +40,10 @@ struct Runtimes {
         fibers_mt(workers > 1 ? FiberScheduler::work_stealing : FiberScheduler::round_robin, workers),
         thread_pool(workers) {}
 
+  // The process pool is built first but must stop first: its completions may
+  // still post to the event loop or wake fibers.
+  ~Runtimes() { process_pool.shutdown(); }
+
   unsigned threads(Model model) const { return follows_workers(model) ? workers : 1; }
 
   unsigned workers;

@@ -1,8 +1,9 @@
 // process_pool: each task goes to a worker process. ship:seed sends three numbers
 // and the worker reads its own copy of the corpus; ship:bytes copies the task's
 // blocks into the message, as real data would travel. The submitting thread keeps
-// kTasksPerWorker tasks per worker in flight: enough that a worker never waits for
-// its next message, few enough to bound the bytes in flight.
+// kTasksPerWorker tasks per worker in flight: the pool queues two at each worker,
+// and two more wait in its queue so that a worker's queue refills without waiting
+// for this thread to wake up; the limit bounds the bytes in flight.
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
 #include <cstring>
@@ -74,19 +75,29 @@ Checksum run_process_pool(ProcessPool& pool, const Params& p) {
   Checksum total;
   std::string first_error;
 
-  for (std::uint64_t t = 0; t < tasks; ++t) {
-    in_flight.acquire();
-    pool.submit(p.ship == Ship::bytes ? hash_shipped : hash_seeded, task_message(p, t), [&](TaskResult result) {
-      {
-        std::lock_guard lock(mutex);
-        if (!result.ok() || result.data.size() != sizeof(Checksum))
-          first_error = first_error.empty() ? (result.ok() ? "malformed reply" : result.error) : first_error;
-        else
-          total += read_as<Checksum>(result.data);
-      }
-      in_flight.release();
-      finished.count_down();
-    });
+  std::uint64_t submitted = 0;
+  try {
+    for (; submitted < tasks; ++submitted) {
+      in_flight.acquire();
+      pool.submit(p.ship == Ship::bytes ? hash_shipped : hash_seeded, task_message(p, submitted),
+                  [&](TaskResult result) {
+                    {
+                      std::lock_guard lock(mutex);
+                      if (!result.ok() || result.data.size() != sizeof(Checksum))
+                        first_error = first_error.empty() ? (result.ok() ? "malformed reply" : result.error)
+                                                          : first_error;
+                      else
+                        total += read_as<Checksum>(result.data);
+                    }
+                    in_flight.release();
+                    finished.count_down();
+                  });
+    }
+  } catch (...) {
+    // The completions of the tasks already submitted use the locals above.
+    finished.count_down(static_cast<std::ptrdiff_t>(tasks - submitted));
+    finished.wait();
+    throw;
   }
   finished.wait();
   if (!first_error.empty()) throw ProcessTaskError("cpu_hash on process_pool: " + first_error);
