@@ -194,7 +194,13 @@ ProcessPool::ProcessPool(unsigned worker_count) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) die("socketpair");
   const pid_t parent = ::getpid();
   spawner_pid_ = ::fork();
-  if (spawner_pid_ < 0) die("fork");
+  if (spawner_pid_ < 0) {
+    int error = errno;
+    ::close(pair[0]);
+    ::close(pair[1]);
+    errno = error;
+    die("fork");
+  }
   if (spawner_pid_ == 0) {
     // Keep only stdio and the control socket: an inherited copy of another
     // pool's socket would keep that pool's workers from ever seeing EOF.
@@ -206,13 +212,16 @@ ProcessPool::ProcessPool(unsigned worker_count) {
   ::close(pair[1]);
   spawner_fd_ = pair[0];
 
-  for (unsigned i = 0; i < worker_count; ++i) {
-    workers_.push_back(std::make_unique<Worker>(context_));
-    std::string failure = respawn(*workers_.back());
-    if (!workers_.back()->socket.is_open()) {
-      shutdown();  // reap what was started before reporting
-      throw std::runtime_error("process pool: cannot start a worker: " + failure);
+  try {
+    for (unsigned i = 0; i < worker_count; ++i) {
+      workers_.push_back(std::make_unique<Worker>(context_));
+      std::string failure = respawn(*workers_.back());
+      if (!workers_.back()->socket.is_open())
+        throw std::runtime_error("process pool: cannot start a worker: " + failure);
     }
+  } catch (...) {
+    shutdown();  // reap what was started before reporting
+    throw;
   }
   for (auto& worker : workers_)
     asio::co_spawn(context_, read_replies(*worker), [](std::exception_ptr error) {

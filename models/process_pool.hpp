@@ -69,7 +69,9 @@ class ProcessTaskError : public std::runtime_error {
 
 class ProcessPool {
  public:
-  // Forks the spawner: construct before the program starts any thread.
+  // Forks the spawner: construct before the program starts any thread. (Later
+  // works with glibc, whose malloc is safe to use in the child of a threaded
+  // process, and the tests rely on it; concbench itself forks first.)
   explicit ProcessPool(unsigned workers);
   // Stops taking tasks, fails those not done, closes the workers' sockets (they
   // exit), reaps the spawner and through it every worker. Idempotent.
