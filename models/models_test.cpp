@@ -1,5 +1,8 @@
+#include "models/offload.hpp"
 #include "models/test_main.hpp"
 
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/fiber/future.hpp>
@@ -104,6 +107,74 @@ TEST(ThreadPool, ParallelAlgorithmsUseItsThreads) {
     });
   });
   EXPECT_EQ(seen.size(), kTestWorkers);
+}
+
+// ---- offloading to the thread pool ----
+
+// A coroutine on the loop that counts 1 ms ticks until `stop` is set.
+asio::awaitable<void> tick(int& ticks, const bool& stop) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (!stop) {
+    ++ticks;
+    timer.expires_after(1ms);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+}
+
+asio::awaitable<std::tuple<int, bool, int>> offload_a_blocking_call(ThreadPool& pool, std::thread::id loop) {
+  int ticks = 0;
+  bool stop = false;
+  asio::co_spawn(co_await asio::this_coro::executor, tick(ticks, stop), asio::detached);
+  int value = co_await async_offload(
+      pool,
+      [] {
+        std::this_thread::sleep_for(50ms);  // blocks a pool thread, not the loop
+        return 42;
+      },
+      asio::use_awaitable);
+  stop = true;
+  co_return std::tuple{value, std::this_thread::get_id() == loop, ticks};
+}
+
+asio::awaitable<std::string> offload_that_throws(ThreadPool& pool) {
+  try {
+    co_await async_offload(pool, []() -> int { throw std::runtime_error("offloaded failure"); }, asio::use_awaitable);
+  } catch (const std::runtime_error& e) {
+    co_return e.what();
+  }
+  co_return "no exception";
+}
+
+TEST(Offload, ThreadPoolWorkLeavesTheEventLoopRunning) {
+  auto [value, on_loop, ticks] =
+      rt().event_loop.run(offload_a_blocking_call(rt().thread_pool, rt().event_loop.thread_id()));
+  EXPECT_EQ(value, 42);
+  EXPECT_TRUE(on_loop) << "the coroutine must resume on its own loop";
+  EXPECT_GE(ticks, 10) << "the loop stalled while the work was offloaded";
+  EXPECT_EQ(rt().event_loop.run(offload_that_throws(rt().thread_pool)), "offloaded failure");
+}
+
+TEST(Offload, ThreadPoolWorkLeavesTheFiberThreadRunning) {
+  auto [value, ticks] = rt().fibers.run([] {
+    auto result = fiber_offload(rt().thread_pool, [] {
+      std::this_thread::sleep_for(50ms);
+      return 7;
+    });
+    std::atomic<bool> waiting{true};
+    int ticks = 0;
+    boost::fibers::fiber ticker([&] {
+      while (waiting) {
+        ++ticks;
+        boost::this_fiber::sleep_for(1ms);
+      }
+    });
+    int value = result.get();  // suspends this fiber only
+    waiting = false;
+    ticker.join();
+    return std::pair{value, ticks};
+  });
+  EXPECT_EQ(value, 7);
+  EXPECT_GE(ticks, 10);
 }
 
 // ---- process_pool ----

@@ -17,7 +17,8 @@
 // - A worker that dies fails its running task with an error naming the worker and
 //   how it ended; the spawner reaps it (no zombie) and starts a replacement, so the
 //   tasks after it still run on a full pool.
-#include <boost/asio/associated_executor.hpp>
+#include "models/post_back.hpp"
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -96,16 +97,11 @@ class ProcessPool {
   auto async_run(ProcessTask task, Bytes payload, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::exception_ptr, Bytes)>(
         [this, task](auto handler, Bytes payload) {
-          // The work guard keeps the handler's loop alive while the task runs.
-          auto work = asio::make_work_guard(asio::get_associated_executor(handler));
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          submit(task, std::move(payload), [shared, work](TaskResult result) mutable {
-            asio::post(work.get_executor(), [shared, result = std::move(result)]() mutable {
-              if (result.ok())
-                (*shared)(nullptr, std::move(result.data));
-              else
-                (*shared)(std::make_exception_ptr(ProcessTaskError(result.error)), Bytes{});
-            });
+          submit(task, std::move(payload), [complete = post_back(std::move(handler))](TaskResult result) mutable {
+            if (result.ok())
+              complete(std::exception_ptr{}, std::move(result.data));
+            else
+              complete(std::make_exception_ptr(ProcessTaskError(result.error)), Bytes{});
           });
         },
         token, std::move(payload));

@@ -20,6 +20,7 @@ ThreadPool::ThreadPool(unsigned threads)
 }
 
 ThreadPool::~ThreadPool() {
+  arena_.execute([this] { posted_.wait(); });
   arena_.terminate();
   // Joins TBB's worker threads now rather than leaving them to static destructors.
   tbb::finalize(scheduler_, std::nothrow);

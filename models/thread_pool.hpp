@@ -4,7 +4,9 @@
 // and steal from each other: the "just use a thread pool" answer.
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
 
+#include <functional>
 #include <utility>
 
 namespace concbench {
@@ -25,12 +27,18 @@ class ThreadPool {
     return arena_.execute(std::forward<F>(f));
   }
 
+  // Queues `job` to run on one of the arena's threads and returns at once: the
+  // offload target of an event loop or a fiber. Jobs still queued or running when
+  // the pool is destroyed are waited for.
+  void post(std::function<void()> job) { arena_.enqueue(posted_.defer(std::move(job))); }
+
  private:
   unsigned threads_;
   tbb::task_scheduler_handle scheduler_{tbb::attach{}};
   // TBB caps parallelism at the core count by default; --workers may ask for more.
   tbb::global_control parallelism_;
   tbb::task_arena arena_;
+  tbb::task_group posted_;
 };
 
 }  // namespace concbench
