@@ -14,8 +14,11 @@ unsigned checked(unsigned threads) {
 
 ThreadPool::ThreadPool(unsigned threads)
     : threads_(checked(threads)),
-      parallelism_(tbb::global_control::max_allowed_parallelism, threads),
-      arena_(static_cast<int>(threads)) {
+      // `threads` TBB workers (the limit counts the calling thread too) and no slot
+      // kept for callers: posted jobs need workers even when no caller is inside,
+      // and a caller of run() takes a free slot, so `threads` run at once either way.
+      parallelism_(tbb::global_control::max_allowed_parallelism, threads + 1),
+      arena_(static_cast<int>(threads), 0) {
   arena_.initialize();
 }
 

@@ -1,7 +1,7 @@
 #pragma once
-// thread_pool: a oneTBB task_arena of N threads (the calling thread takes one of
-// the slots, so N-1 TBB workers join it). Tasks run to completion on OS threads
-// and steal from each other: the "just use a thread pool" answer.
+// thread_pool: a oneTBB task_arena of N threads (a caller of run() takes one of the
+// N slots). Tasks run to completion on OS threads and steal from each other: the
+// "just use a thread pool" answer.
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
