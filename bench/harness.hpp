@@ -79,5 +79,7 @@ benchmark::internal::Benchmark* register_verified(const std::string& name, Run r
 
 // One function per workload, called from main().
 void register_cpu_hash(Runtimes& runtimes, const Options& options);
+// kind:cpu sizes its work from the calibrated single-core SHA-256 speed.
+void register_blocking_stall(Runtimes& runtimes, const Options& options, double sha256_bytes_per_second);
 
 }  // namespace concbench

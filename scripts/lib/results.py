@@ -59,16 +59,20 @@ def _number(text):
     return text
 
 
+# Keys Google Benchmark appends to a name for per-benchmark run settings.
+RUN_SETTINGS = {"iterations", "repeats", "min_time", "min_warmup_time", "threads"}
+
+
 def parse_name(name):
     """Splits '<workload>/<model>/<key>:<value>/...' into its parts.
 
-    Segments without ':' (Google Benchmark's 'real_time', 'process_time') carry
-    no parameter and are dropped."""
+    Segments without ':' (Google Benchmark's 'real_time', 'process_time') and the
+    run settings it appends ('iterations:1', 'repeats:1') are no parameters."""
     parts = name.split("/")
     params = {}
     for part in parts[2:]:
         key, sep, value = part.partition(":")
-        if sep:
+        if sep and key not in RUN_SETTINGS:
             params[key] = _number(value)
     return {
         "workload": parts[0],

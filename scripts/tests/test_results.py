@@ -15,6 +15,10 @@ class ParseNameTest(unittest.TestCase):
         self.assertEqual(parsed["model"], "process_pool")
         self.assertEqual(parsed["params"], {"block_bytes": 1024, "grain": 8, "ship": "seed", "workers": 2})
 
+    def test_run_settings_are_not_params(self):
+        parsed = res.parse_name("blocking_stall/fibers/kind:cpu/work_us:10/workers:2/iterations:1/repeats:1/real_time")
+        self.assertEqual(parsed["params"], {"kind": "cpu", "work_us": 10, "workers": 2})
+
     def test_float_values(self):
         self.assertEqual(res.parse_name("w/m/work_us:2.5")["params"], {"work_us": 2.5})
 

@@ -1,0 +1,656 @@
+"""blocking_stall: a blocking or CPU-heavy call among light requests, run inline or
+offloaded to threads or to processes. Answers from how much work offloading pays
+off, and what one offload costs.
+
+Summary layout (JSON-friendly, numbers as string keys):
+  series[model][kind][offload][rate][workers][work_us] = {light_p50_us, ..., lag_p99_us,
+                                          light_per_s, heavy_per_s, scheduled, completed, failed}
+  break_even_us[model][kind][target]     work_us from which offloading keeps beating inline
+                                         on light p99; null where it never does (or unmeasured)
+  break_even[model][kind][target]        the same with how it was found: status
+                                         (pays_off | never | missing), rate, workers, ...
+  offload_cost_us[model][target]         heavy p50 offloaded minus inline at the smallest
+                                         work_us, kind:cpu; null where not measured
+  offload_cost[model][kind][target]      the same per kind, with the numbers behind it
+  calibration {thread_rtt_us, pipe_rtt_us, process_pool_rtt_us}
+  checks {stall_visible, sleep_offload_bounded, offload_cost_vs_rtt}: the issue's
+                                         validity checks, measured
+  work_sizes, rates, errors, count_mismatches
+"""
+
+import math
+
+from plotting import color_for, plt, save
+
+NAME = "blocking_stall"
+
+INLINE = "inline"
+TARGETS = ("threads", "processes")
+OFFLOAD_ORDER = (INLINE,) + TARGETS
+KIND_ORDER = ("cpu", "sleep")
+MODEL_ORDER = ("event_loop", "fibers", "thread_pool")
+# The offload cost headline uses CPU work: a 1 us nanosleep really sleeps far longer,
+# so kind:cpu is the cleaner measure of the hand-off alone.
+HEADLINE_KIND = "cpu"
+
+# Per-request figures copied from each benchmark into the series.
+POINT_FIELDS = ("light_p50_us", "light_p90_us", "light_p99_us", "light_p999_us", "light_max_us",
+                "heavy_p50_us", "heavy_p99_us", "lag_p99_us", "lag_max_us", "light_per_s", "heavy_per_s",
+                "scheduled", "completed", "failed")
+COUNT_FIELDS = ("scheduled", "completed", "failed")
+# Counters are doubles; a count differing by less than this is the same count.
+COUNT_TOLERANCE = 0.5
+
+# Validity checks of the issue.
+# 1. Inline, the stall is visible: from this much work, light p99 >= work_us.
+STALL_VISIBLE_FROM_US = 1000
+# 2. Offloaded to threads, kind:sleep keeps light p99 under the larger of this and
+#    SLEEP_RTT_FACTOR x the calibrated thread round trip, up to CHECK_UP_TO_US of work.
+SLEEP_OFFLOAD_LIMIT_US = 1000
+SLEEP_RTT_FACTOR = 2
+CHECK_UP_TO_US = 100000
+# 3. An offload's fixed cost is within this factor (either way) of its calibrated
+#    round trip: threads against the thread round trip, processes against the pipe's.
+ROUND_TRIP_TOLERANCE = 1.5
+CALIBRATION_FOR = {"threads": "thread_rtt_us", "processes": "pipe_rtt_us"}
+
+CALIBRATION_KEYS = {"thread_rtt_us": "calib_thread_rtt_us", "pipe_rtt_us": "calib_pipe_rtt_us",
+                    "process_pool_rtt_us": "calib_process_pool_rtt_us"}
+CALIBRATION_LABELS = {"thread_rtt_us": "thread round trip", "pipe_rtt_us": "pipe round trip",
+                      "process_pool_rtt_us": "process pool round trip"}
+CALIBRATION_STYLES = {"thread_rtt_us": "--", "pipe_rtt_us": "-.", "process_pool_rtt_us": ":"}
+
+# One colour per offload mode in every plot, borrowed from the model that does
+# the same job elsewhere in the report (inline = serial, threads = thread_pool, ...).
+OFFLOAD_COLORS = {INLINE: color_for("serial"), "threads": color_for("thread_pool"),
+                  "processes": color_for("process_pool")}
+KIND_STYLES = {"cpu": "-", "sleep": "--"}
+RATE_STYLES = ("-", "--", ":", "-.")
+
+# How the sentences name things.
+MODEL_PHRASES = {"event_loop": "the event loop", "fibers": "fibers on one thread",
+                 "thread_pool": "thread-pool tasks"}
+KIND_PHRASES = {"cpu": "CPU work", "sleep": "a blocking call"}
+TARGET_PHRASES = {"threads": "a thread pool", "processes": "a process pool"}
+
+PLOT_CROSSOVER = "blocking_stall_crossover_{model}_{kind}"
+PLOT_HEAVY = "blocking_stall_heavy_{model}"
+
+
+def _rank(order):
+    return lambda name: (order.index(name), "") if name in order else (len(order), name)
+
+
+def _num_key(text):
+    return float(text)
+
+
+def _float(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+# ---------------------------------------------------------------- summary
+
+def summarize(records, results):
+    """records: this workload's reduced runs (see results.reduce_runs)."""
+    errors = [{"name": r["name"], "message": r["error"]} for r in records if r["error"]]
+
+    series = {}
+    for r in records:
+        if r["error"]:
+            continue
+        p = r["params"]
+        try:
+            work = p["work_us"]
+            key = (r["model"], str(p["kind"]), str(p["offload"]), str(p["rate"]), str(p.get("workers", 1)))
+        except KeyError as missing:
+            errors.append({"name": r["name"], "message": f"no {missing.args[0]} in the benchmark name"})
+            continue
+        point = {field: r.get(field) for field in POINT_FIELDS}
+        node = series
+        for part in key:
+            node = node.setdefault(part, {})
+        node[str(work)] = point
+    series = _sorted_series(series)
+
+    calibration = {name: _float((results.get("context") or {}).get(key))
+                   for name, key in CALIBRATION_KEYS.items()}
+    break_even = {model: {kind: {target: _break_even(by_offload, target) for target in TARGETS}
+                          for kind, by_offload in by_kind.items()}
+                  for model, by_kind in series.items()}
+    offload_cost = {model: {kind: {target: _offload_cost(by_offload, target) for target in TARGETS}
+                            for kind, by_offload in by_kind.items()}
+                    for model, by_kind in series.items()}
+    headline = {model: {target: (by_kind.get(HEADLINE_KIND, {}).get(target) or {}).get("cost_us")
+                        for target in TARGETS}
+                for model, by_kind in offload_cost.items()}
+
+    summary = {
+        "series": series,
+        "break_even_us": {model: {kind: {t: b["from_us"] for t, b in by_target.items()}
+                                  for kind, by_target in by_kind.items()}
+                          for model, by_kind in break_even.items()},
+        "break_even": break_even,
+        "offload_cost_us": headline,
+        "offload_cost": offload_cost,
+        "calibration": calibration,
+        "work_sizes": sorted({_num(w) for _, _, _, _, _, w, _ in _walk(series)}),
+        "rates": sorted({_num(rate) for _, _, _, rate, _, _, _ in _walk(series)}),
+        "errors": errors,
+        "count_mismatches": _count_mismatches(records, results),
+    }
+    summary["checks"] = _checks(summary)
+    return summary
+
+
+def _num(text):
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _sorted_series(series):
+    """Models, kinds and offloads in their usual order; numbers in numeric order."""
+    out = {}
+    for model in sorted(series, key=_rank(MODEL_ORDER)):
+        for kind in sorted(series[model], key=_rank(KIND_ORDER)):
+            for offload in sorted(series[model][kind], key=_rank(OFFLOAD_ORDER)):
+                by_rate = series[model][kind][offload]
+                out.setdefault(model, {}).setdefault(kind, {})[offload] = {
+                    rate: {workers: {w: by_rate[rate][workers][w]
+                                     for w in sorted(by_rate[rate][workers], key=_num_key)}
+                           for workers in sorted(by_rate[rate], key=_num_key)}
+                    for rate in sorted(by_rate, key=_num_key)}
+    return out
+
+
+def _walk(series):
+    for model, by_kind in series.items():
+        for kind, by_offload in by_kind.items():
+            for offload, by_rate in by_offload.items():
+                for rate, by_workers in by_rate.items():
+                    for workers, by_work in by_workers.items():
+                        for work, point in by_work.items():
+                            yield model, kind, offload, rate, workers, work, point
+
+
+def _basis(by_offload, offloads):
+    """(rate, workers) at which every one of offloads was measured: the lowest rate,
+    then the most workers. None if there is no such pair."""
+    pairs = None
+    for offload in offloads:
+        here = {(rate, workers) for rate, by_workers in by_offload.get(offload, {}).items()
+                for workers in by_workers}
+        pairs = here if pairs is None else pairs & here
+    if not pairs:
+        return None
+    return min(pairs, key=lambda rw: (float(rw[0]), -float(rw[1])))
+
+
+def _column(by_offload, offload, basis, field):
+    """{work_us: value} of one field at basis, numbers only."""
+    rate, workers = basis
+    points = by_offload[offload][rate][workers]
+    return {_num(w): v for w, p in points.items() if (v := _float(p.get(field))) is not None}
+
+
+def _break_even(by_offload, target):
+    """The smallest work_us from which target beats inline on light p99 at every
+    larger work_us measured by both; from_us is None where it never does."""
+    basis = _basis(by_offload, (INLINE, target))
+    result = {"from_us": None, "status": "missing", "rate": None, "workers": None,
+              "smallest_work_us": None, "largest_work_us": None, "earlier_wins_us": []}
+    if basis is None:
+        return result
+    inline = _column(by_offload, INLINE, basis, "light_p99_us")
+    offload = _column(by_offload, target, basis, "light_p99_us")
+    common = sorted(set(inline) & set(offload))
+    if not common:
+        return result
+    result.update(status="never", rate=_num(basis[0]), workers=_num(basis[1]),
+                  smallest_work_us=common[0], largest_work_us=common[-1])
+    from_us = None
+    for work in reversed(common):
+        if offload[work] >= inline[work]:
+            break
+        from_us = work
+    if from_us is not None:
+        result.update(from_us=from_us, status="pays_off",
+                      inline_p99_us=inline[from_us], offload_p99_us=offload[from_us])
+    # Sizes below the break-even (or anywhere, if it never pays) where offloading
+    # won anyway: a lead that did not last.
+    result["earlier_wins_us"] = [w for w in common
+                                 if (from_us is None or w < from_us) and offload[w] < inline[w]]
+    return result
+
+
+def _offload_cost(by_offload, target):
+    """Heavy p50 offloaded minus heavy p50 inline at the smallest work_us both measured."""
+    basis = _basis(by_offload, (INLINE, target))
+    if basis is None:
+        return None
+    inline = _column(by_offload, INLINE, basis, "heavy_p50_us")
+    offload = _column(by_offload, target, basis, "heavy_p50_us")
+    common = sorted(set(inline) & set(offload))
+    if not common:
+        return None
+    work = common[0]
+    return {"cost_us": offload[work] - inline[work], "work_us": work,
+            "inline_heavy_p50_us": inline[work], "offload_heavy_p50_us": offload[work],
+            "rate": _num(basis[0]), "workers": _num(basis[1])}
+
+
+def _count_mismatches(records, results):
+    """Every benchmark entry (repetitions, not aggregates) must account for every
+    request: scheduled == completed + failed. Runs that only left aggregates are
+    checked on their reduced record."""
+    out, checked = [], set()
+    for e in results.get("benchmarks") or []:
+        name = e.get("run_name") or e.get("name", "")
+        if not name.startswith(NAME + "/") or e.get("error_occurred") or e.get("run_type") == "aggregate":
+            continue
+        checked.add(name)
+        message = _count_problem(e)
+        if message:
+            rep = e.get("repetition_index")
+            out.append({"name": name, "repetition": rep, "message": message})
+    for r in records:
+        if r["error"] or r["name"] in checked:
+            continue
+        message = _count_problem(r)
+        if message:
+            out.append({"name": r["name"], "repetition": None, "message": message})
+    return out
+
+
+def _count_problem(entry):
+    counts = {field: _float(entry.get(field)) for field in COUNT_FIELDS}
+    missing = [field for field, value in counts.items() if value is None]
+    if missing:
+        return "no " + "/".join(missing) + " counter"
+    scheduled, completed, failed = (counts[f] for f in COUNT_FIELDS)
+    if abs(scheduled - (completed + failed)) < COUNT_TOLERANCE:
+        return None
+    gap = scheduled - completed - failed
+    what = f"{gap:g} requests unaccounted for" if gap > 0 else f"{-gap:g} more ended than were scheduled"
+    return f"scheduled {scheduled:g} ≠ completed {completed:g} + failed {failed:g} ({what})"
+
+
+# ---------------------------------------------------------------- validity checks
+
+def _checks(summary):
+    calibration = summary["calibration"]
+    stall, sleep, cost = {}, {}, {}
+    for model, by_kind in summary["series"].items():
+        for kind, by_offload in by_kind.items():
+            if INLINE in by_offload:
+                stall.setdefault(model, {})[kind] = _stall_visible(by_offload)
+        if "threads" in by_kind.get("sleep", {}):
+            sleep[model] = _sleep_offload_bounded(by_kind["sleep"], calibration["thread_rtt_us"])
+        for target in TARGETS:
+            measured = summary["offload_cost_us"][model][target]
+            reference = calibration[CALIBRATION_FOR[target]]
+            if measured is None or not reference:
+                continue
+            ratio = measured / reference
+            cost.setdefault(model, {})[target] = {
+                "cost_us": measured, "reference": CALIBRATION_FOR[target], "reference_us": reference,
+                "ratio": ratio,
+                "held": 1 / ROUND_TRIP_TOLERANCE <= ratio <= ROUND_TRIP_TOLERANCE}
+    return {"stall_visible": stall, "sleep_offload_bounded": sleep, "offload_cost_vs_rtt": cost}
+
+
+def _stall_visible(by_offload):
+    """Inline light p99 against work_us at every work_us >= STALL_VISIBLE_FROM_US."""
+    basis = _basis(by_offload, (INLINE,))
+    p99 = _column(by_offload, INLINE, basis, "light_p99_us")
+    points = [(w, v) for w, v in sorted(p99.items()) if w >= STALL_VISIBLE_FROM_US]
+    if not points:
+        return {"held": None, "rate": _num(basis[0]), "workers": _num(basis[1])}
+    work, value = min(points, key=lambda wv: wv[1] / wv[0])
+    return {"held": all(v >= w for w, v in points), "rate": _num(basis[0]), "workers": _num(basis[1]),
+            "points": len(points), "worst_work_us": work, "worst_p99_us": value}
+
+
+def _sleep_offload_bounded(by_offload, thread_rtt_us):
+    basis = _basis(by_offload, ("threads",))
+    limit = max(SLEEP_OFFLOAD_LIMIT_US, SLEEP_RTT_FACTOR * (thread_rtt_us or 0))
+    p99 = {w: v for w, v in _column(by_offload, "threads", basis, "light_p99_us").items()
+           if w <= CHECK_UP_TO_US}
+    if not p99:
+        return {"held": None, "limit_us": limit}
+    work, value = max(p99.items(), key=lambda wv: wv[1])
+    largest = max(p99)
+    return {"held": value < limit, "limit_us": limit, "worst_work_us": work, "worst_p99_us": value,
+            "largest_work_us": largest, "covers_sweep": largest >= CHECK_UP_TO_US,
+            "rate": _num(basis[0]), "workers": _num(basis[1])}
+
+
+# ---------------------------------------------------------------- formatting
+
+def format_us(us):
+    """3 -> '3 µs', 1000 -> '1 ms', 100000 -> '100 ms', 2.5e6 -> '2.5 s'."""
+    if us is None:
+        return "n/a"
+    for unit, size in (("s", 1e6), ("ms", 1e3)):
+        if abs(us) >= size:
+            return f"{us / size:.3g} {unit}"
+    return f"{us:.3g} µs"
+
+
+def _work_axis(ax, sizes):
+    ax.set_xscale("log")
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([format_us(s) for s in sizes], rotation=30, ha="right")
+    ax.minorticks_off()
+    ax.set_xlabel("work per heavy request (work_us, log scale)")
+
+
+def _legend(ax):
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+
+
+def _title_settings(rates, workers):
+    rate_text = ", ".join(f"{_num(r):g}" for r in rates)
+    return f"light rate {rate_text}/s, {workers} worker{'s' if float(workers) != 1 else ''}"
+
+
+# ---------------------------------------------------------------- plots
+
+def plot(summary, plots_dir):
+    written = []
+    for model, by_kind in summary["series"].items():
+        for kind, by_offload in by_kind.items():
+            written += _plot_crossover(summary, model, kind, by_offload, plots_dir)
+        written += _plot_heavy(summary, model, by_kind, plots_dir)
+    return written
+
+
+def _plot_workers(by_offload):
+    """The largest worker count measured: one set of lines per plot."""
+    return max((w for by_rate in by_offload.values() for by_w in by_rate.values() for w in by_w),
+               key=_num_key)
+
+
+def _lines(by_offload, field, workers):
+    """[(offload, rate, [(work_us, value)])] at workers, positive values only (log axes)."""
+    out = []
+    for offload, by_rate in by_offload.items():
+        for rate, by_workers in by_rate.items():
+            points = [(_num(w), v) for w, p in by_workers.get(workers, {}).items()
+                      if (v := _float(p.get(field))) is not None and v > 0]
+            if points:
+                out.append((offload, rate, points))
+    return out
+
+
+def _plot_crossover(summary, model, kind, by_offload, plots_dir):
+    workers = _plot_workers(by_offload)
+    lines = _lines(by_offload, "light_p99_us", workers)
+    if not lines:
+        return []
+    rates = sorted({rate for _, rate, _ in lines}, key=_num_key)
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    ax.grid(True, which="major", alpha=0.3)
+    sizes = sorted({w for _, _, pts in lines for w, _ in pts})
+    for offload, rate, points in lines:
+        label = offload if len(rates) == 1 else f"{offload}, {_num(rate):g}/s"
+        ax.plot([w for w, _ in points], [v for _, v in points], marker="o",
+                color=OFFLOAD_COLORS.get(offload, color_for(offload)),
+                linestyle=RATE_STYLES[rates.index(rate) % len(RATE_STYLES)], label=label)
+    ax.plot(sizes, sizes, color="lightgray", linewidth=1, zorder=1, label="y = work (a full stall)")
+    for name, style in CALIBRATION_STYLES.items():
+        value = summary["calibration"].get(name)
+        if value:
+            ax.axhline(value, color="gray", linestyle=style, linewidth=1,
+                       label=f"{CALIBRATION_LABELS[name]} {format_us(value)}")
+    for target in TARGETS:
+        found = summary["break_even"][model][kind][target]
+        if found["from_us"] is not None and found["workers"] == _num(workers):
+            ax.axvline(found["from_us"], color=OFFLOAD_COLORS[target], linestyle=":", linewidth=1.5,
+                       label=f"{target} pays off from {format_us(found['from_us'])}"
+                             + (f" (at {found['rate']:g}/s)" if len(rates) > 1 else ""))
+    _work_axis(ax, sizes)
+    ax.set_yscale("log")
+    ax.set_ylabel("light-request latency p99 (µs, log scale)")
+    ax.set_title(f"blocking_stall: {model}, kind:{kind}: light p99 vs work per heavy request\n"
+                 f"({_title_settings(rates, workers)}; lower is better)")
+    _legend(ax)
+    return save(fig, plots_dir, PLOT_CROSSOVER.format(model=model, kind=kind))
+
+
+def _plot_heavy(summary, model, by_kind, plots_dir):
+    drawn = False
+    fig, (lat, thr) = plt.subplots(1, 2, figsize=(13, 5.5))
+    sizes, rates_seen, workers_seen = set(), set(), set()
+    for kind, by_offload in by_kind.items():
+        workers = _plot_workers(by_offload)
+        rate = min((r for by_rate in by_offload.values() for r in by_rate), key=_num_key)
+        for ax, field in ((lat, "heavy_p50_us"), (thr, "heavy_per_s")):
+            for offload, line_rate, points in _lines(by_offload, field, workers):
+                if line_rate != rate:
+                    continue
+                ax.plot([w for w, _ in points], [v for _, v in points], marker="o",
+                        color=OFFLOAD_COLORS.get(offload, color_for(offload)),
+                        linestyle=KIND_STYLES.get(kind, ":"), label=f"{offload}, kind:{kind}")
+                sizes.update(w for w, _ in points)
+                rates_seen.add(rate)
+                workers_seen.add(workers)
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return []
+    sizes = sorted(sizes)
+    lat.plot(sizes, sizes, color="lightgray", linewidth=1, zorder=1, label="y = work")
+    for ax in (lat, thr):
+        ax.grid(True, which="major", alpha=0.3)
+        _work_axis(ax, sizes)
+        ax.set_yscale("log")
+    lat.set_ylabel("heavy-request latency p50 (µs, log scale)")
+    lat.set_title("heavy latency: what the offload costs the request itself")
+    thr.set_ylabel("heavy requests completed per second (log scale)")
+    thr.set_title("heavy throughput")
+    lat.legend(fontsize="small")
+    workers = ", ".join(sorted(workers_seen, key=_num_key))
+    fig.suptitle(f"blocking_stall: {model}, heavy requests by offload mode "
+                 f"({_title_settings(sorted(rates_seen, key=_num_key), workers)})")
+    return save(fig, plots_dir, PLOT_HEAVY.format(model=model))
+
+
+# ---------------------------------------------------------------- report
+
+def report(summary, plots):
+    """Markdown section; plots are paths relative to the report (plots/x.png)."""
+    out = ["## blocking_stall: a blocking call among light requests", "",
+           "Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
+           "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or asleep "
+           "in a blocking call (kind:sleep), either inline or offloaded to threads or to processes. "
+           "Offloading pays off where it keeps the light requests' p99 below inline's; its fixed cost "
+           "is the heavy request's extra p50 latency at the smallest work measured.", ""]
+    out += [f"![{p.rsplit('/', 1)[-1]}]({p})" for p in plots if p.endswith(".png")]
+    out.append("")
+    if summary["series"]:
+        out += _break_even_table(summary) + [""] + _p99_table(summary) + [""]
+    if summary["errors"] or summary["count_mismatches"]:
+        out += ["### Errors", ""]
+        out += [f"- `{e['name']}`: {e['message']}" for e in summary["errors"]]
+        out += [f"- `{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
+                + f": {m['message']}" for m in summary["count_mismatches"]]
+        out.append("")
+    sentences = conclusions(summary)
+    if sentences:
+        out += ["### Conclusions", ""] + [f"- {s}" for s in sentences] + [""]
+    return "\n".join(out)
+
+
+def _break_even_cell(found):
+    if found["status"] == "missing":
+        return "–"
+    if found["status"] == "never":
+        return f"never (to {format_us(found['largest_work_us'])})"
+    return f"{format_us(found['from_us'])}"
+
+
+def _cost_cell(cost):
+    return "–" if cost is None else f"{cost['cost_us']:+.3g} µs"
+
+
+def _break_even_table(summary):
+    lines = ["Break-even: the work per heavy request from which offloading keeps light p99 below inline's "
+             "(at the lowest light rate). Offload cost: heavy p50 offloaded minus inline, at the smallest work.",
+             "",
+             "| model | kind | rate | workers | threads pays off from | processes pays off from "
+             "| threads offload cost | processes offload cost |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for model, by_kind in summary["break_even"].items():
+        for kind, by_target in by_kind.items():
+            found = [by_target[t] for t in TARGETS]
+            basis = next((f for f in found if f["rate"] is not None), None)
+            rate = f"{basis['rate']:g}/s" if basis else "–"
+            workers = f"{basis['workers']:g}" if basis else "–"
+            costs = [_cost_cell(summary["offload_cost"][model][kind][t]) for t in TARGETS]
+            lines.append(f"| {model} | {kind} | {rate} | {workers} | "
+                         + " | ".join(_break_even_cell(f) for f in found) + " | " + " | ".join(costs) + " |")
+    return lines
+
+
+def _p99_table(summary):
+    sizes = summary["work_sizes"]
+    lines = ["Light-request p99 by work per heavy request (lowest light rate, most workers measured):", "",
+             "| model | kind | offload | " + " | ".join(format_us(s) for s in sizes) + " |",
+             "|---|---|---|" + "---:|" * len(sizes)]
+    for model, by_kind in summary["series"].items():
+        for kind, by_offload in by_kind.items():
+            workers = _plot_workers(by_offload)
+            for offload, by_rate in by_offload.items():
+                rate = min(by_rate, key=_num_key)
+                points = by_rate[rate].get(workers) or by_rate[rate][max(by_rate[rate], key=_num_key)]
+                cells = []
+                for s in sizes:
+                    value = _float((points.get(str(s)) or {}).get("light_p99_us"))
+                    cells.append("–" if value is None else format_us(value))
+                lines.append(f"| {model} | {kind} | {offload} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _and(items):
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def conclusions(summary):
+    """Sentences computed from the summary; nothing here is typed by hand."""
+    return (_break_even_sentences(summary) + _cost_sentences(summary) + _check_sentences(summary)
+            + _failed_sentences(summary))
+
+
+def _pays_off_phrase(found):
+    if found["status"] == "never":
+        return f"never pays off up to {format_us(found['largest_work_us'])} (the largest work measured)"
+    phrase = (f"pays off already at the smallest work measured, {format_us(found['from_us'])}"
+              if found["from_us"] == found["smallest_work_us"] else
+              f"pays off from about {format_us(found['from_us'])} of work")
+    if found["earlier_wins_us"]:
+        phrase += (f" (it also won at {_and([format_us(w) for w in found['earlier_wins_us']])}, "
+                   f"but not at every size above)")
+    return phrase
+
+
+def _break_even_sentences(summary):
+    out = []
+    for model, by_kind in summary["break_even"].items():
+        for kind, by_target in by_kind.items():
+            parts = []
+            for target in TARGETS:
+                found = by_target[target]
+                if found["status"] == "missing":
+                    continue
+                parts.append((target, _pays_off_phrase(found)))
+            if not parts:
+                continue
+            where = MODEL_PHRASES.get(model, model)
+            first_target, first = parts[0]
+            sentence = (f"On this machine, offloading {KIND_PHRASES.get(kind, 'kind:' + kind)} from {where} "
+                        f"to {TARGET_PHRASES[first_target]} {first}")
+            for target, phrase in parts[1:]:
+                sentence += f"; to {TARGET_PHRASES[target]} it {phrase}"
+            out.append(sentence + ".")
+    return out
+
+
+def _cost_sentences(summary):
+    out = []
+    for model, by_kind in summary["offload_cost"].items():
+        costs = by_kind.get(HEADLINE_KIND, {})
+        parts = [f"{costs[t]['cost_us']:.3g} µs to {t}" for t in TARGETS if costs.get(t)]
+        if not parts:
+            continue
+        at = next(costs[t] for t in TARGETS if costs.get(t))
+        out.append(f"One offload from {MODEL_PHRASES.get(model, model)} adds {_and(parts)} to a heavy "
+                   f"request's p50 (kind:{HEADLINE_KIND}, {format_us(at['work_us'])} of work).")
+    refs = [f"{CALIBRATION_LABELS[name]} {format_us(value)}"
+            for name, value in summary["calibration"].items() if value]
+    if out and refs:
+        out.append(f"Calibrated on this machine for comparison: {_and(refs)}.")
+    return out
+
+
+def _plural(n, word):
+    return f"{n:g} {word}{'' if n == 1 else 's'}"
+
+
+def _setting(model, check):
+    workers = check.get("workers")
+    return model if workers in (None, 1) else f"{model} with {_plural(workers, 'worker')}"
+
+
+def _verdict(held):
+    return "held" if held else "did not hold"
+
+
+def _check_sentences(summary):
+    checks = summary["checks"]
+    out = []
+    for model, by_kind in checks["stall_visible"].items():
+        for kind, check in by_kind.items():
+            if check["held"] is None:
+                continue
+            worst = (f"lowest light p99 {format_us(check['worst_p99_us'])} at {format_us(check['worst_work_us'])} "
+                     f"of work, {check['worst_p99_us'] / check['worst_work_us']:.2f}× the work")
+            out.append(f"Check, inline stall visible ({_setting(model, check)}, kind:{kind}, "
+                       f"light p99 ≥ work_us at work_us ≥ {format_us(STALL_VISIBLE_FROM_US)}): "
+                       f"{_verdict(check['held'])}; {worst}.")
+    for model, check in checks["sleep_offload_bounded"].items():
+        if check["held"] is None:
+            continue
+        span = (f"up to {format_us(check['largest_work_us'])}" if check["covers_sweep"] else
+                f"up to {format_us(check['largest_work_us'])} only (the check asks for {format_us(CHECK_UP_TO_US)})")
+        out.append(f"Check, threads offload bounds kind:sleep ({_setting(model, check)}, "
+                   f"light p99 < {format_us(check['limit_us'])} {span}): "
+                   f"{_verdict(check['held'])}; worst light p99 {format_us(check['worst_p99_us'])} "
+                   f"at {format_us(check['worst_work_us'])} of work.")
+    for model, by_target in checks["offload_cost_vs_rtt"].items():
+        for target, check in by_target.items():
+            out.append(f"Check, {target} offload cost within {ROUND_TRIP_TOLERANCE:g}× of the "
+                       f"{CALIBRATION_LABELS[check['reference']]} ({model}): {_verdict(check['held'])}; "
+                       f"{check['cost_us']:.3g} µs is {check['ratio']:.2f}× {format_us(check['reference_us'])}.")
+    process_pool = summary["calibration"].get("process_pool_rtt_us")
+    if process_pool:
+        for model, by_target in checks["offload_cost_vs_rtt"].items():
+            if "processes" in by_target:
+                cost = by_target["processes"]["cost_us"]
+                out.append(f"The processes offload from {model} costs {cost / process_pool:.2f}× the "
+                           f"calibrated process pool round trip ({format_us(process_pool)}).")
+    return out
+
+
+def _failed_sentences(summary):
+    failed = [(model, kind, offload, p) for model, kind, offload, _, _, _, p in _walk(summary["series"])
+              if (_float(p.get("failed")) or 0) > 0]
+    if not failed:
+        return []
+    total = sum(_float(p["failed"]) for *_, p in failed)
+    return [f"{_plural(total, 'request')} failed across {_plural(len(failed), 'run')} "
+            f"({_and(sorted({f'{m}/{k}/{o}' for m, k, o, _ in failed}))}); they are counted, not dropped."]

@@ -1,0 +1,163 @@
+#include "workloads/blocking_stall/blocking_stall.hpp"
+
+#include "workloads/cpu_hash/cpu_hash.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+namespace concbench::blocking_stall {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t kLightBytes = 64;
+constexpr std::uint64_t kMaxChunk = 64 * 1024;  // kind:cpu hashes in chunks of this size
+constexpr auto kMinHeavyInterval = 10ms;
+constexpr int kHeavyIntervalPerWork = 4;        // heavy work keeps one thread at most 25% busy
+constexpr auto kMinDuration = 200ms;
+constexpr int kMinHeavyRequests = 3;
+
+struct HeavyMessage {
+  std::uint64_t kind, work_us, cpu_bytes, id;
+};
+
+// What a heavy request returns: for kind:cpu the hash of its bytes, for kind:sleep a
+// value derived from its id (so that a lost or doubled result still shows).
+std::uint64_t heavy_result(Kind kind, std::uint64_t cpu_bytes, std::uint64_t id) {
+  if (kind == Kind::sleep) return (id + 1) * 0x9e3779b97f4a7c15;
+  const std::uint64_t chunk = std::min(cpu_bytes, kMaxChunk);
+  return cpu_hash::hash_range(chunk, id, (cpu_bytes + chunk - 1) / chunk).digest_sum[0];
+}
+
+}  // namespace
+
+std::string_view kind_name(Kind kind) { return kind == Kind::cpu ? "cpu" : "sleep"; }
+
+std::string_view offload_name(Offload offload) {
+  return offload == Offload::inline_call ? "inline" : offload == Offload::threads ? "threads" : "processes";
+}
+
+std::string to_string(const Outcome& o) {
+  return "{light " + std::to_string(o.light) + ", heavy " + std::to_string(o.heavy) + ", failed " +
+         std::to_string(o.failed) + ", checksum " + std::to_string(o.checksum) + "}";
+}
+
+std::chrono::nanoseconds heavy_interval(const Params& p) {
+  return std::max<std::chrono::nanoseconds>(kMinHeavyInterval,
+                                            std::chrono::microseconds(p.work_us * kHeavyIntervalPerWork));
+}
+
+std::vector<Request> schedule(const Params& p) {
+  std::vector<Request> requests;
+  const std::chrono::nanoseconds duration = p.duration;
+  const auto light_gap = std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / p.rate));
+  for (auto t = std::chrono::nanoseconds{0}; t < duration; t += light_gap) requests.push_back({t, false, 0});
+  // Heavy arrivals sit between light ones, half an interval in.
+  for (auto t = heavy_interval(p) / 2; t < duration; t += heavy_interval(p)) requests.push_back({t, true, 0});
+  std::stable_sort(requests.begin(), requests.end(), [](auto& a, auto& b) { return a.arrival < b.arrival; });
+  for (std::uint64_t i = 0; i < requests.size(); ++i) requests[i].id = i;
+  return requests;
+}
+
+std::uint64_t light_work(std::uint64_t id) {
+  return cpu_hash::hash_block(cpu_hash::block(kLightBytes, id)).digest_sum[0];
+}
+
+std::uint64_t heavy_work(Kind kind, std::uint64_t work_us, std::uint64_t cpu_bytes, std::uint64_t id) {
+  if (kind == Kind::sleep) std::this_thread::sleep_for(std::chrono::microseconds(work_us));
+  return heavy_result(kind, cpu_bytes, id);
+}
+
+Bytes heavy_message(const Params& p, std::uint64_t id) {
+  HeavyMessage m{static_cast<std::uint64_t>(p.kind), p.work_us, p.cpu_bytes, id};
+  Bytes out(sizeof m);
+  std::memcpy(out.data(), &m, sizeof m);
+  return out;
+}
+
+Bytes heavy_task(std::span<const std::byte> payload) {
+  if (payload.size() != sizeof(HeavyMessage)) throw std::invalid_argument("blocking_stall: bad heavy message");
+  HeavyMessage m;
+  std::memcpy(&m, payload.data(), sizeof m);
+  std::uint64_t result = heavy_work(static_cast<Kind>(m.kind), m.work_us, m.cpu_bytes, m.id);
+  Bytes out(sizeof result);
+  std::memcpy(out.data(), &result, sizeof result);
+  return out;
+}
+
+std::uint64_t heavy_reply(const Bytes& reply) {
+  if (reply.size() != sizeof(std::uint64_t)) throw std::runtime_error("blocking_stall: malformed reply");
+  std::uint64_t result;
+  std::memcpy(&result, reply.data(), sizeof result);
+  return result;
+}
+
+Outcome reference(const Params& p) {
+  Outcome o;
+  for (const Request& r : schedule(p)) {
+    if (r.heavy) {
+      ++o.heavy;
+      o.checksum += heavy_result(p.kind, p.cpu_bytes, r.id);
+    } else {
+      ++o.light;
+      o.checksum += light_work(r.id);
+    }
+  }
+  return o;
+}
+
+std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second) {
+  return std::max<std::uint64_t>(kLightBytes, static_cast<std::uint64_t>(work_us * bytes_per_second / 1e6));
+}
+
+bool supports(Model model) {
+  return model == Model::event_loop || model == Model::fibers || model == Model::thread_pool;
+}
+
+std::vector<Params> parameter_sets(Suite suite, Model model, double sha256_bytes_per_second) {
+  if (!supports(model)) return {};
+  std::vector<std::uint64_t> work{10, 1000, 30000};
+  if (suite != Suite::quick) work = {1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000};
+  // Offloading a thread pool's request to the same pool changes nothing.
+  std::vector<Offload> offloads{Offload::inline_call, Offload::threads, Offload::processes};
+  if (model == Model::thread_pool) offloads = {Offload::inline_call, Offload::processes};
+  constexpr double kLightRate = 1000;  // the loop is idle ~99.9% of the time without stalls
+
+  std::vector<Params> sets;
+  for (Kind kind : {Kind::cpu, Kind::sleep})
+    for (Offload offload : offloads)
+      for (std::uint64_t work_us : work) {
+        Params p{kind, offload, work_us, kLightRate};
+        p.cpu_bytes = kind == Kind::cpu ? cpu_bytes_for(work_us, sha256_bytes_per_second) : 0;
+        p.duration = std::max<std::chrono::milliseconds>(
+            kMinDuration, std::chrono::ceil<std::chrono::milliseconds>(heavy_interval(p) * kMinHeavyRequests));
+        sets.push_back(p);
+      }
+  return sets;
+}
+
+void finish(const Request& r, std::chrono::steady_clock::time_point start, std::optional<std::uint64_t> result,
+            Outcome& o, Measurements& m) {
+  const auto latency = std::chrono::steady_clock::now() - (start + r.arrival);
+  (r.heavy ? m.heavy : m.light).record(latency);
+  if (!result) {
+    ++o.failed;
+    return;
+  }
+  ++(r.heavy ? o.heavy : o.light);
+  o.checksum += *result;
+}
+
+Outcome run(Model model, Runtimes& runtimes, const Params& p, Measurements& m) {
+  switch (model) {
+    case Model::event_loop: return run_event_loop(runtimes, p, m);
+    case Model::fibers: return run_fibers(runtimes, p, m);
+    case Model::thread_pool: return run_thread_pool(runtimes, p, m);
+    default: throw std::invalid_argument("blocking_stall: no such model");
+  }
+}
+
+}  // namespace concbench::blocking_stall
