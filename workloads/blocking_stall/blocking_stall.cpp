@@ -3,6 +3,7 @@
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -15,8 +16,8 @@ using namespace std::chrono_literals;
 
 constexpr std::uint64_t kLightBytes = 64;
 constexpr std::uint64_t kMaxChunk = 64 * 1024;  // kind:cpu hashes in chunks of this size
-constexpr auto kMinHeavyInterval = 10ms;
-constexpr int kHeavyIntervalPerWork = 4;        // heavy work keeps one thread at most 25% busy
+constexpr auto kMinHeavyInterval = 2ms;  // at most 500 heavy requests a second
+constexpr int kHeavyIntervalPerWork = 4;   // heavy work keeps one thread at most 25% busy
 constexpr auto kMinDuration = 200ms;
 constexpr int kMinHeavyRequests = 3;
 
@@ -55,8 +56,17 @@ std::vector<Request> schedule(const Params& p) {
   const std::chrono::nanoseconds duration = p.duration;
   const auto light_gap = std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / p.rate));
   for (auto t = std::chrono::nanoseconds{0}; t < duration; t += light_gap) requests.push_back({t, false, 0});
-  // Heavy arrivals sit between light ones, half an interval in.
-  for (auto t = heavy_interval(p) / 2; t < duration; t += heavy_interval(p)) requests.push_back({t, true, 0});
+  // Heavy request k arrives at a fraction of its interval that moves by the golden
+  // ratio each time: a fixed phase would lock onto the light arrivals (a stall
+  // that always ends just before the next light request hides itself), while these
+  // phases spread evenly over the gap between light requests.
+  const auto interval = heavy_interval(p);
+  for (std::uint64_t k = 0;; ++k) {
+    const double phase = std::fmod(0.6180339887498949 * static_cast<double>(k + 1), 1.0);
+    const auto t = interval * k + std::chrono::nanoseconds(static_cast<std::int64_t>(phase * interval.count()));
+    if (t >= duration) break;
+    requests.push_back({t, true, 0});
+  }
   std::stable_sort(requests.begin(), requests.end(), [](auto& a, auto& b) { return a.arrival < b.arrival; });
   for (std::uint64_t i = 0; i < requests.size(); ++i) requests[i].id = i;
   return requests;

@@ -10,7 +10,7 @@
 //
 // Light requests arrive open-loop at `rate` per second (their arrival times are
 // fixed in advance and latency counts from them) and hash 64 bytes. Heavy requests
-// arrive at their own fixed rate, one every max(10 ms, 4 x work): at most a quarter
+// arrive at their own fixed rate, one every max(2 ms, 4 x work): at most a quarter
 // of one thread, so that the offload targets never saturate and what is measured
 // is the stall, not a queue. A heavy request either hashes as many bytes as take
 // `work_us` here (kind:cpu, calibrated at start from the cpu_hash kernel) or holds

@@ -36,8 +36,8 @@ TEST(BlockingStall, ScheduleIsOpenLoopAndOrdered) {
     (requests[i].heavy ? heavy : light)++;
   }
   EXPECT_EQ(light, 40u);  // one per ms
-  EXPECT_EQ(heavy, 4u);   // every 10 ms, starting at 5 ms
-  EXPECT_EQ(heavy_interval(p), 10ms);
+  EXPECT_EQ(heavy, 20u);  // one in every 2 ms
+  EXPECT_EQ(heavy_interval(p), 2ms);
   p.work_us = 30000;
   EXPECT_EQ(heavy_interval(p), 120ms);  // heavy work keeps a thread at most 25% busy
 }
@@ -92,7 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(BlockingStall, InlineStallIsVisibleAndOffloadHidesIt) {
   for (Offload offload : {Offload::inline_call, Offload::threads}) {
     Params p = small(Kind::sleep, offload, 20000);
-    p.duration = 60ms;  // one heavy request, at 40 ms
+    p.duration = 80ms;  // one heavy request, in [0, 80 ms)
     Measurements m;
     Outcome got = run(Model::event_loop, test_runtimes(), p, m);
     ASSERT_EQ(got, reference(p));
@@ -107,10 +107,10 @@ TEST(BlockingStall, InlineStallIsVisibleAndOffloadHidesIt) {
 
 TEST(BlockingStall, KilledWorkerFailsItsRequestAndTheRunGoesOn) {
   Params p = small(Kind::sleep, Offload::processes, 300000);
-  p.duration = 700ms;  // heavy interval 1.2 s: one heavy request, at 600 ms, until ~900 ms
+  p.duration = 800ms;  // heavy interval 1.2 s: one heavy request, at ~742 ms, until ~1040 ms
   auto& pool = test_runtimes().process_pool;
   std::thread killer([&pool] {
-    std::this_thread::sleep_for(750ms);
+    std::this_thread::sleep_for(900ms);
     for (pid_t pid : pool.worker_pids()) ::kill(pid, SIGKILL);  // one of them runs the call
   });
   Measurements m;
