@@ -20,6 +20,7 @@ Summary layout (JSON-friendly, numbers as string keys):
 
 import math
 
+from markdown import section
 from plotting import color_for, plt, save
 
 NAME = "blocking_stall"
@@ -464,26 +465,17 @@ def _plot_heavy(summary, model, by_kind, plots_dir):
 
 def report(summary, plots):
     """Markdown section; plots are paths relative to the report (plots/x.png)."""
-    out = ["## blocking_stall: a blocking call among light requests", "",
-           "Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
-           "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or asleep "
-           "in a blocking call (kind:sleep), either inline or offloaded to threads or to processes. "
-           "Offloading pays off where it keeps the light requests' p99 below inline's; its fixed cost "
-           "is the heavy request's extra p50 latency at the smallest work measured.", ""]
-    out += [f"![{p.rsplit('/', 1)[-1]}]({p})" for p in plots if p.endswith(".png")]
-    out.append("")
-    if summary["series"]:
-        out += _break_even_table(summary) + [""] + _p99_table(summary) + [""]
-    if summary["errors"] or summary["count_mismatches"]:
-        out += ["### Errors", ""]
-        out += [f"- `{e['name']}`: {e['message']}" for e in summary["errors"]]
-        out += [f"- `{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
-                + f": {m['message']}" for m in summary["count_mismatches"]]
-        out.append("")
-    sentences = conclusions(summary)
-    if sentences:
-        out += ["### Conclusions", ""] + [f"- {s}" for s in sentences] + [""]
-    return "\n".join(out)
+    intro = ("Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
+             "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or asleep "
+             "in a blocking call (kind:sleep), either inline or offloaded to threads or to processes. "
+             "Offloading pays off where it keeps the light requests' p99 below inline's; its fixed cost "
+             "is the heavy request's extra p50 latency at the smallest work measured.")
+    tables = [_break_even_table(summary), _p99_table(summary)] if summary["series"] else []
+    errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
+    errors += [f"`{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
+               + f": {m['message']}" for m in summary["count_mismatches"]]
+    return section("blocking_stall: a blocking call among light requests", intro, plots, tables, errors,
+                   conclusions(summary))
 
 
 def _break_even_cell(found):

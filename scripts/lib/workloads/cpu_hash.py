@@ -11,6 +11,7 @@ Summary layout (JSON-friendly, numbers as string keys):
 
 import math
 
+from markdown import section
 from plotting import byte_size_axis, color_for, format_bytes, new_figure, save
 
 NAME = "cpu_hash"
@@ -213,22 +214,12 @@ def _plot_efficiency(summary, plots_dir):
 
 def report(summary, plots):
     """Markdown section; plots are paths relative to the report (plots/x.png)."""
-    out = ["## cpu_hash: SHA-256 over blocks", "",
-           "Hashes a buffer block by block; each model decides where the blocks are hashed. "
-           "Throughput is bytes hashed per second of wall time. Speedup is against `serial` "
-           "at the same block size; efficiency is speedup divided by workers.", ""]
-    out += [f"![{p.rsplit('/', 1)[-1]}]({p})" for p in plots if p.endswith(".png")]
-    out.append("")
-    if summary["series"]:
-        out += _table(summary) + [""]
-    if summary["errors"]:
-        out += ["### Errors", ""]
-        out += [f"- `{e['name']}`: {e['message']}" for e in summary["errors"]]
-        out.append("")
-    sentences = conclusions(summary)
-    if sentences:
-        out += ["### Conclusions", ""] + [f"- {s}" for s in sentences] + [""]
-    return "\n".join(out)
+    intro = ("Hashes a buffer block by block; each model decides where the blocks are hashed. "
+             "Throughput is bytes hashed per second of wall time. Speedup is against `serial` "
+             "at the same block size; efficiency is speedup divided by workers.")
+    tables = [_table(summary)] if summary["series"] else []
+    errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
+    return section("cpu_hash: SHA-256 over blocks", intro, plots, tables, errors, conclusions(summary))
 
 
 def _table(summary):
