@@ -198,19 +198,27 @@ def _column(by_offload, offload, basis, field):
     return {_num(w): v for w, p in points.items() if (v := _float(p.get(field))) is not None}
 
 
+def _paired(by_offload, target, field):
+    """(basis, inline, offload, common work_us) for one field, inline against target
+    at their shared basis; None when they share no basis or no work_us."""
+    basis = _basis(by_offload, (INLINE, target))
+    if basis is None:
+        return None
+    inline = _column(by_offload, INLINE, basis, field)
+    offload = _column(by_offload, target, basis, field)
+    common = sorted(set(inline) & set(offload))
+    return (basis, inline, offload, common) if common else None
+
+
 def _break_even(by_offload, target):
     """The smallest work_us from which target beats inline on light p99 at every
     larger work_us measured by both; from_us is None where it never does."""
-    basis = _basis(by_offload, (INLINE, target))
     result = {"from_us": None, "status": "missing", "rate": None, "workers": None,
               "smallest_work_us": None, "largest_work_us": None, "earlier_wins_us": []}
-    if basis is None:
+    paired = _paired(by_offload, target, "light_p99_us")
+    if paired is None:
         return result
-    inline = _column(by_offload, INLINE, basis, "light_p99_us")
-    offload = _column(by_offload, target, basis, "light_p99_us")
-    common = sorted(set(inline) & set(offload))
-    if not common:
-        return result
+    basis, inline, offload, common = paired
     result.update(status="never", rate=_num(basis[0]), workers=_num(basis[1]),
                   smallest_work_us=common[0], largest_work_us=common[-1])
     from_us = None
@@ -230,14 +238,10 @@ def _break_even(by_offload, target):
 
 def _offload_cost(by_offload, target):
     """Heavy p50 offloaded minus heavy p50 inline at the smallest work_us both measured."""
-    basis = _basis(by_offload, (INLINE, target))
-    if basis is None:
+    paired = _paired(by_offload, target, "heavy_p50_us")
+    if paired is None:
         return None
-    inline = _column(by_offload, INLINE, basis, "heavy_p50_us")
-    offload = _column(by_offload, target, basis, "heavy_p50_us")
-    common = sorted(set(inline) & set(offload))
-    if not common:
-        return None
+    basis, inline, offload, common = paired
     work = common[0]
     return {"cost_us": offload[work] - inline[work], "work_us": work,
             "inline_heavy_p50_us": inline[work], "offload_heavy_p50_us": offload[work],
