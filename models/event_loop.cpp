@@ -3,11 +3,18 @@
 namespace concbench {
 
 EventLoop::EventLoop()
-    : work_(asio::make_work_guard(context_)), thread_([this] { context_.run(); }) {}
+    : owned_(std::in_place, 1),  // hint: one thread runs it
+      context_(&*owned_),
+      work_(asio::make_work_guard(*context_)),
+      thread_([this] { context_->run(); }),
+      thread_id_(thread_.get_id()) {}
+
+EventLoop::EventLoop(asio::io_context& context, std::thread::id thread) : context_(&context), thread_id_(thread) {}
 
 EventLoop::~EventLoop() {
+  if (!thread_.joinable()) return;
   work_.reset();
-  context_.stop();
+  context_->stop();
   thread_.join();
 }
 

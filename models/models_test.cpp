@@ -390,6 +390,31 @@ TEST(ProcessPool, CompletionResumesAnAsioCoroutineOnItsLoop) {
   EXPECT_EQ(rt().event_loop.run(failed_offload(rt().process_pool)), "task failed on purpose");
 }
 
+TEST(ProcessPool, TheEventLoopRunsOnItsIoThread) {
+  // So a coroutine reaches worker sockets itself, with no hop to another thread.
+  EXPECT_EQ(rt().event_loop.thread_id(), rt().process_pool.io_thread_id());
+  EXPECT_EQ(&rt().event_loop.context(), &rt().process_pool.io_context());
+}
+
+asio::awaitable<void> wait_an_hour() {
+  asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+TEST(ProcessPool, ShutdownIsNotHeldUpByOtherWorkOnItsLoop) {
+  auto start = Clock::now();
+  {
+    ProcessPool pool(1);
+    EventLoop guest(pool.io_context(), pool.io_thread_id());
+    EXPECT_EQ(guest.run(loop_thread_id()), pool.io_thread_id());
+    asio::co_spawn(guest.context(), wait_an_hour(), asio::detached);
+    auto [pid, on_loop] = guest.run(offload_from_loop(pool, guest.thread_id()));
+    EXPECT_NE(pid, ::getpid());
+    EXPECT_TRUE(on_loop);
+  }
+  EXPECT_LT(Clock::now() - start, 5s);
+}
+
 TEST(ProcessPool, CompletionWakesAFiberWithoutBlockingItsThread) {
   auto [pid, ticks] = rt().fibers.run([] {
     auto promise = std::make_shared<boost::fibers::promise<pid_t>>();

@@ -59,14 +59,29 @@ bool read_exact(int fd, void* data, std::size_t size) {
   return true;
 }
 
-bool write_exact(int fd, const void* data, std::size_t size) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
+// Writes both buffers, in one system call when the socket has room: a reply that
+// reached the pool in two pieces could cost its reader a second wake-up.
+bool write_exact(int fd, const void* data, std::size_t size, const void* more = nullptr, std::size_t more_size = 0) {
+  std::array<iovec, 2> parts{iovec{const_cast<void*>(data), size}, iovec{const_cast<void*>(more), more_size}};
+  std::size_t first = 0;
+  while (first < parts.size()) {
+    if (parts[first].iov_len == 0) {
+      ++first;
+      continue;
+    }
+    msghdr message{};
+    message.msg_iov = &parts[first];
+    message.msg_iovlen = parts.size() - first;
+    ssize_t n = ::sendmsg(fd, &message, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
-    p += n;
-    size -= static_cast<std::size_t>(n);
+    for (auto left = static_cast<std::size_t>(n); left > 0;) {
+      std::size_t used = std::min(left, parts[first].iov_len);
+      parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + used;
+      parts[first].iov_len -= used;
+      left -= used;
+      if (parts[first].iov_len == 0) ++first;
+    }
   }
   return true;
 }
@@ -95,7 +110,7 @@ void die_with_parent(pid_t parent) {
     }
     ReplyHeader reply{error.empty() ? out.size() : error.size(), error.empty() ? 1u : 0u};
     const void* body = error.empty() ? static_cast<const void*>(out.data()) : error.data();
-    if (!write_exact(fd, &reply, sizeof reply) || !write_exact(fd, body, reply.size)) ::_exit(0);
+    if (!write_exact(fd, &reply, sizeof reply, body, reply.size)) ::_exit(0);
   }
 }
 
@@ -223,10 +238,13 @@ ProcessPool::ProcessPool(unsigned worker_count) {
     shutdown();  // reap what was started before reporting
     throw;
   }
+  live_readers_ = workers_.size();
   for (auto& worker : workers_)
-    asio::co_spawn(context_, read_replies(*worker), [](std::exception_ptr error) {
+    asio::co_spawn(context_, read_replies(*worker), [this](std::exception_ptr error) {
       // A reader that failed would strand its worker's tasks: fail loudly instead.
       if (error) std::rethrow_exception(error);
+      --live_readers_;
+      stop_when_idle();
     });
   io_thread_ = std::thread([this] { context_.run(); });
 }
@@ -240,6 +258,7 @@ void ProcessPool::shutdown() {
     stopping_ = true;
     fail_all(queue_, "process pool shut down before the task ran");
     for (auto& worker : workers_) worker->socket.close();  // workers read EOF and exit
+    stop_when_idle();
   });
   work_.reset();
   if (io_thread_.joinable()) io_thread_.join();
@@ -263,6 +282,12 @@ void ProcessPool::submit(ProcessTask task, Bytes payload, std::function<void(Tas
     queue_.push_back(std::move(pending));
     pump();
   });
+}
+
+void ProcessPool::stop_when_idle() {
+  // An event loop sharing the thread may have left timers or posts behind; they
+  // would keep the thread from ever joining.
+  if (stopping_ && live_readers_ == 0) context_.stop();
 }
 
 TaskResult ProcessPool::run(ProcessTask task, Bytes payload) {

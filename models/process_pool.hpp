@@ -14,6 +14,9 @@
 // - One I/O thread of the pool owns the sockets (Asio). `submit` is thread-safe and
 //   asynchronous; its completion runs on the I/O thread, where it may set a promise,
 //   fulfil a fiber future or post to an event loop (`async_run` does the last).
+//   An event loop may run on that same thread (`io_context()`): its coroutines then
+//   write to and are woken by the worker sockets directly, the one hop asyncio's
+//   ProcessPoolExecutor also spends on a thread of its own is saved.
 // - A worker that dies fails its running task with an error naming the worker and
 //   how it ended; the spawner reaps it (no zombie) and starts a replacement, so the
 //   tasks after it still run on a full pool.
@@ -116,6 +119,11 @@ class ProcessPool {
   double worker_cpu_seconds() const;
   pid_t spawner_pid() const { return spawner_pid_; }
 
+  // The loop and thread that carry the sockets. Work of others posted there shares
+  // the thread, and is dropped at shutdown once the pool's own has finished.
+  asio::io_context& io_context() { return context_; }
+  std::thread::id io_thread_id() const { return io_thread_.get_id(); }
+
  private:
   struct Pending {
     ProcessTask task;
@@ -141,6 +149,8 @@ class ProcessPool {
   // One per worker: completes tasks as replies arrive and replaces the worker
   // when its socket closes.
   asio::awaitable<void> read_replies(Worker& worker);
+  // At shutdown, once no reader is left, ends the loop whatever else is queued on it.
+  void stop_when_idle();
   asio::awaitable<bool> receive(Worker& worker, TaskResult& result);  // false: the worker is gone
   // Asks the spawner for a fresh worker in `worker`'s place; returns how the old
   // one ended, in words. On failure the worker is left closed.
@@ -155,6 +165,7 @@ class ProcessPool {
   mutable std::mutex pids_mutex_;  // worker pids are read from other threads
   unsigned replacements_ = 0;
   bool stopping_ = false;           // I/O thread only
+  std::size_t live_readers_ = 0;    // I/O thread only, once it runs
   std::atomic<bool> closed_{false};  // set before the I/O thread stops
   asio::executor_work_guard<asio::io_context::executor_type> work_{context_.get_executor()};
   std::thread io_thread_;

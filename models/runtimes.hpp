@@ -33,7 +33,10 @@ struct Runtimes {
   explicit Runtimes(unsigned workers)
       : workers(workers),
         process_pool(workers),
-        event_loop(),
+        // The loop runs on the process pool's I/O thread: a coroutine that offloads
+        // to a process writes to the worker's socket and is woken by its reply
+        // itself, with no thread hop between the loop and the pool.
+        event_loop(process_pool.io_context(), process_pool.io_thread_id()),
         fibers(FiberScheduler::round_robin, 1),
         // Boost.Fiber's work_stealing spins when it has no other thread to steal
         // from; with one worker, fibers_mt is round_robin, which is what it means.
