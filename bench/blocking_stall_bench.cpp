@@ -57,6 +57,8 @@ void register_blocking_stall(Runtimes& runtimes, const Options& options, double 
         state.counters["light_per_s"] = static_cast<double>(o.light) / seconds;
         state.counters["heavy_per_s"] = static_cast<double>(o.heavy) / seconds;
         state.counters["workers"] = runtimes.workers;
+        // What the report needs to predict how far inline stalls lift the light p99.
+        state.counters["heavy_every_us"] = std::chrono::duration<double, std::micro>(heavy_interval(p)).count();
       };
       register_verified(name, run_once, expected, counters)->Iterations(1)->Repetitions(1);
     }

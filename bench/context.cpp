@@ -1,12 +1,17 @@
 #include "bench/context.hpp"
 
+#include "models/offload.hpp"
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/version.hpp>
 #include <oneapi/tbb/version.h>
 #include <openssl/crypto.h>
 
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <future>
 #include <sstream>
 #include <thread>
@@ -32,6 +38,11 @@ constexpr auto kPause = std::chrono::microseconds(500);
 
 double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
+double median(std::vector<double> samples) {
+  std::nth_element(samples.begin(), samples.begin() + samples.size() / 2, samples.end());
+  return samples[samples.size() / 2];
+}
+
 template <class RoundTrip>
 double median_us(RoundTrip round_trip) {
   std::vector<double> samples;
@@ -41,8 +52,23 @@ double median_us(RoundTrip round_trip) {
     round_trip();
     samples.push_back(micros(Clock::now() - start));
   }
-  std::nth_element(samples.begin(), samples.begin() + kSamples / 2, samples.end());
-  return samples[kSamples / 2];
+  return median(std::move(samples));
+}
+
+// The same, timed from a coroutine on the event loop, as blocking_stall offloads:
+// `round_trip` hands work away and the coroutine resumes on the loop.
+template <class RoundTrip>
+asio::awaitable<double> median_on_loop_us(RoundTrip round_trip) {
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  std::vector<double> samples;
+  for (int i = 0; i < kSamples; ++i) {
+    pause.expires_after(kPause);
+    co_await pause.async_wait(asio::use_awaitable);
+    auto start = Clock::now();
+    co_await round_trip();
+    samples.push_back(micros(Clock::now() - start));
+  }
+  co_return median(std::move(samples));
 }
 
 double post_ns() {
@@ -55,17 +81,74 @@ double post_ns() {
   return micros(Clock::now() - start) * 1000.0 / ran;
 }
 
-double thread_rtt_us(EventLoop& loop) {
-  return median_us([&loop] {
-    std::promise<void> done;
-    asio::post(loop.context(), [&done] { done.set_value(); });
-    done.get_future().wait();
-  });
+// Two cores this process may run on, for the round trips that must cross cores.
+struct Cores {
+  int here, there;
+};
+
+std::optional<Cores> two_cores() {
+  cpu_set_t allowed;
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return std::nullopt;
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu)
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  if (cpus.size() < 2) return std::nullopt;
+  return Cores{cpus[0], cpus[1]};
 }
 
-// A forked echo process; it only reads, writes and exits, which is safe in a child
-// of a multi-threaded process.
-double pipe_rtt_us() {
+void pin_to(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  ::sched_setaffinity(0, sizeof one, &one);
+}
+
+// Pins the calling thread to `cpu` (if any) for its lifetime, then restores it.
+class Pinned {
+ public:
+  explicit Pinned(std::optional<int> cpu) : pinned_(cpu && ::sched_getaffinity(0, sizeof saved_, &saved_) == 0) {
+    if (pinned_) pin_to(*cpu);
+  }
+  ~Pinned() {
+    if (pinned_) ::sched_setaffinity(0, sizeof saved_, &saved_);
+  }
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(const Pinned&) = delete;
+
+ private:
+  cpu_set_t saved_;
+  bool pinned_;
+};
+
+std::optional<int> here(const std::optional<Cores>& cores) {
+  return cores ? std::optional(cores->here) : std::nullopt;
+}
+
+// A post to a sleeping event-loop thread, which wakes the sleeping caller. With
+// `cores`, the two threads sit on different cores; without, where the scheduler
+// puts them (often the same core, handing over without any wake-up of a core).
+double thread_rtt_us(std::optional<Cores> cores) {
+  asio::io_context context{1};
+  auto work = asio::make_work_guard(context);
+  std::thread loop([&] {
+    if (cores) pin_to(cores->there);
+    context.run();
+  });
+  Pinned pinned(here(cores));
+  double result = median_us([&context] {
+    std::promise<void> done;
+    asio::post(context, [&done] { done.set_value(); });
+    done.get_future().wait();
+  });
+  work.reset();
+  loop.join();
+  return result;
+}
+
+// One byte to a forked echo process and back, placed as thread_rtt_us places its
+// thread. The child only reads, writes and exits, which is safe in a child of a
+// multi-threaded process.
+double pipe_rtt_us(std::optional<Cores> cores) {
   int to_child[2], from_child[2];
   if (::pipe(to_child) != 0) return -1;
   if (::pipe(from_child) != 0) {
@@ -75,6 +158,7 @@ double pipe_rtt_us() {
   }
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (cores) pin_to(cores->there);
     ::close(to_child[1]);  // or it would never read EOF
     ::close(from_child[0]);
     char byte;
@@ -87,6 +171,7 @@ double pipe_rtt_us() {
   double result = -1;
   bool echoed = pid > 0;
   if (echoed) {
+    Pinned pinned(here(cores));
     result = median_us([&] {
       char byte = 'x';
       echoed = echoed && ::write(to_child[1], &byte, 1) == 1 && ::read(from_child[0], &byte, 1) == 1;
@@ -151,12 +236,19 @@ std::string fixed(double value, int digits) {
 Calibration calibrate(Runtimes& runtimes) {
   Calibration c{};
   c.post_ns = post_ns();
-  c.thread_rtt_us = thread_rtt_us(runtimes.event_loop);
-  c.pipe_rtt_us = pipe_rtt_us();
-  c.process_pool_rtt_us = median_us([&] {
-    if (TaskResult r = runtimes.process_pool.run(echo, {}); !r.ok())
-      throw std::runtime_error("the process pool failed an empty task: " + r.error);
-  });
+  c.thread_rtt_us = thread_rtt_us(std::nullopt);
+  c.pipe_rtt_us = pipe_rtt_us(std::nullopt);
+  if (auto cores = two_cores()) {
+    c.thread_rtt_cross_core_us = thread_rtt_us(cores);
+    c.pipe_rtt_cross_core_us = pipe_rtt_us(cores);
+  }
+  c.thread_pool_rtt_us = runtimes.event_loop.run(median_on_loop_us([&]() -> asio::awaitable<void> {
+    co_await async_offload(runtimes.thread_pool, [] { return 0; }, asio::use_awaitable);
+  }));
+  // A failed task rethrows ProcessTaskError, which ends the calibration.
+  c.process_pool_rtt_us = runtimes.event_loop.run(median_on_loop_us([&]() -> asio::awaitable<void> {
+    co_await runtimes.process_pool.async_run(echo, {}, asio::use_awaitable);
+  }));
   c.sha256_16k_bytes_per_s = sha256_bytes_per_s();
   return c;
 }
@@ -181,6 +273,11 @@ void add_context(const Options& options, const Calibration* c) {
   AddCustomContext("calib_post_ns", fixed(c->post_ns, 1));
   AddCustomContext("calib_thread_rtt_us", fixed(c->thread_rtt_us, 2));
   AddCustomContext("calib_pipe_rtt_us", fixed(c->pipe_rtt_us, 2));
+  if (c->thread_rtt_cross_core_us > 0) {  // not on a single core
+    AddCustomContext("calib_thread_rtt_cross_core_us", fixed(c->thread_rtt_cross_core_us, 2));
+    AddCustomContext("calib_pipe_rtt_cross_core_us", fixed(c->pipe_rtt_cross_core_us, 2));
+  }
+  AddCustomContext("calib_thread_pool_rtt_us", fixed(c->thread_pool_rtt_us, 2));
   AddCustomContext("calib_process_pool_rtt_us", fixed(c->process_pool_rtt_us, 2));
   AddCustomContext("calib_sha256_16k_bytes_per_s", fixed(c->sha256_16k_bytes_per_s, 0));
 }
