@@ -15,8 +15,8 @@
 //   asynchronous; its completion runs on the I/O thread, where it may set a promise,
 //   fulfil a fiber future or post to an event loop (`async_run` does the last).
 //   An event loop may run on that same thread (`io_context()`): its coroutines then
-//   write to and are woken by the worker sockets directly, the one hop asyncio's
-//   ProcessPoolExecutor also spends on a thread of its own is saved.
+//   write to the worker sockets and are woken by the replies themselves, without
+//   the two hops through a pool thread that asyncio's ProcessPoolExecutor makes.
 // - A worker that dies fails its running task with an error naming the worker and
 //   how it ended; the spawner reaps it (no zombie) and starts a replacement, so the
 //   tasks after it still run on a full pool.

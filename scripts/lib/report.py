@@ -80,15 +80,29 @@ def _calibration(data):
     peers = data.get("peers") or {}
     sha = _float(context.get("calib_sha256_16k_bytes_per_s"))
     openssl = _float(peers.get("openssl_sha256_16k_bytes_per_s"))
+
+    def us(key):
+        return _fmt(_float(context.get(key)), "µs")
+
     return [
         ("same-thread post", _fmt(_float(context.get("calib_post_ns")), "ns"),
          "cost to queue and run an empty task on the current thread: the floor of any event-loop hop"),
-        ("thread round trip", _fmt(_float(context.get("calib_thread_rtt_us")), "µs"),
-         "wake a sleeping thread and get its answer back: what an offload to an idle thread pool pays"),
-        ("pipe round trip", _fmt(_float(context.get("calib_pipe_rtt_us")), "µs"),
-         "message a sleeping worker process through a pipe and back: the floor of a process-pool call"),
-        ("process pool round trip", _fmt(_float(context.get("calib_process_pool_rtt_us")), "µs"),
-         "an empty task through concbench's process pool and back: the fixed cost of each offload to it"),
+        ("thread round trip", us("calib_thread_rtt_us"),
+         "hand a sleeping thread a message and get its answer back, unpinned: the scheduler usually "
+         "keeps both threads on one core, so this is the same-core cost"),
+        ("thread round trip across cores", us("calib_thread_rtt_cross_core_us"),
+         "the same with the two threads pinned to two cores, each asleep when reached: the cost of "
+         "waking a sleeping core, what an offload to an idle thread pool pays (n/a on one core)"),
+        ("pipe round trip", us("calib_pipe_rtt_us"),
+         "message a sleeping worker process through a pipe and back, unpinned (usually on one core)"),
+        ("pipe round trip across cores", us("calib_pipe_rtt_cross_core_us"),
+         "the same pinned to two cores: the floor of a process-pool call that wakes another core "
+         "(n/a on one core)"),
+        ("thread pool round trip", us("calib_thread_pool_rtt_us"),
+         "an empty task offloaded from a coroutine on the event loop to concbench's thread pool and "
+         "back: the fixed cost of each offload to threads"),
+        ("process pool round trip", us("calib_process_pool_rtt_us"),
+         "the same through concbench's process pool: the fixed cost of each offload to processes"),
         ("SHA-256, one core, 16 KiB", _fmt(sha and sha / 1e6, "MB/s"),
          "concbench's hash kernel on one core: the work unit of cpu_hash"),
         ("openssl speed, 16 KiB", _fmt(openssl and openssl / 1e6, "MB/s"),

@@ -24,12 +24,13 @@ def name(model, kind, offload, work, rate, workers):
 def stall_entry(model, kind, offload, work, light_p99, rate=100, workers=1, **counters):
     n = name(model, kind, offload, work, rate, workers)
     heavy_p50 = work + HEAVY_OVERHEAD[kind][offload]
+    heavy_every = max(2000, 4 * work)
     return {"name": n, "run_name": n, "run_type": "iteration", "repetitions": 1, "repetition_index": 0,
             "iterations": 1, "real_time": 1.0, "cpu_time": 0.5, "time_unit": "s",
             "light_p50_us": light_p99 / 2, "light_p90_us": light_p99 * 0.8, "light_p99_us": light_p99,
             "light_p999_us": light_p99 * 1.5, "light_max_us": light_p99 * 2,
             "heavy_p50_us": heavy_p50, "heavy_p99_us": heavy_p50 * 2, "lag_p99_us": light_p99,
-            "light_per_s": rate, "heavy_per_s": 1e6 / max(10000, 4 * work),
+            "light_per_s": rate, "heavy_per_s": 1e6 / heavy_every, "heavy_every_us": heavy_every,
             "scheduled": 1000, "completed": 1000, "failed": 0, "workers": workers, **counters}
 
 
@@ -54,7 +55,7 @@ def stall_results():
         + sweep("event_loop", "sleep", "inline", (60, 70, 160, 1100, 10100, 100100))
         + sweep("event_loop", "sleep", "threads", (70, 75, 80, 85, 90, 95))
         + sweep("event_loop", "sleep", "processes", (50, 200, 300, 2000, 20000, 200000))
-        # fibers: the stall shows too little at 1 ms (900 < 1000); no processes runs.
+        # fibers: the stall shows too little at 1 ms (900 < 0.95 x the predicted 960); no processes runs.
         + sweep("fibers", "cpu", "inline", (5, 15, 110, 900, 11000, 110000))
         + sweep("fibers", "cpu", "threads", (4, 14, 100, 800, 900, 1000))
         + [stall_entry("thread_pool", "sleep", "inline", 1000, 300, workers=2),
@@ -65,8 +66,9 @@ def stall_results():
     return {
         "command": ["scripts/bench", "--quick"],
         "context": {"date": "2025-01-01T00:00:00", "cpu_model": "Test CPU", "cores": "2",
-                    "calib_thread_rtt_us": "10", "calib_pipe_rtt_us": "20",
-                    "calib_process_pool_rtt_us": "50"},
+                    "calib_thread_rtt_us": "4", "calib_thread_rtt_cross_core_us": "20",
+                    "calib_pipe_rtt_us": "10", "calib_pipe_rtt_cross_core_us": "30",
+                    "calib_thread_pool_rtt_us": "10", "calib_process_pool_rtt_us": "50"},
         "runs": [], "peers": {}, "benchmarks": benchmarks,
     }
 
@@ -181,9 +183,21 @@ class SummaryTest(unittest.TestCase):
 
     def test_calibration_from_context(self):
         self.assertEqual(self.summary["calibration"],
-                         {"thread_rtt_us": 10, "pipe_rtt_us": 20, "process_pool_rtt_us": 50})
-        del self.data["context"]["calib_process_pool_rtt_us"]
-        self.assertIsNone(summarize(self.data)["calibration"]["process_pool_rtt_us"])
+                         {"thread_rtt_us": 4, "thread_rtt_cross_core_us": 20, "pipe_rtt_us": 10,
+                          "pipe_rtt_cross_core_us": 30, "thread_pool_rtt_us": 10, "process_pool_rtt_us": 50})
+        self.assertEqual(list(self.summary["calibration"]), list(bs.CALIBRATION_LABELS))
+
+    def test_absent_calibration_is_null(self):
+        for key in ("calib_thread_rtt_cross_core_us", "calib_pipe_rtt_cross_core_us", "calib_process_pool_rtt_us"):
+            del self.data["context"][key]
+        calibration = summarize(self.data)["calibration"]
+        self.assertEqual([name for name, value in calibration.items() if value is None],
+                         ["thread_rtt_cross_core_us", "pipe_rtt_cross_core_us", "process_pool_rtt_us"])
+        self.assertEqual(calibration["thread_pool_rtt_us"], 10)
+
+    def test_heavy_every_copied_into_series(self):
+        point = self.summary["series"]["event_loop"]["cpu"]["inline"]["100"]["1"]["10000"]
+        self.assertEqual(point["heavy_every_us"], 40000)
 
     def test_json_round_trip(self):
         # String keys only: JSON would turn numeric keys into strings silently.
@@ -199,15 +213,60 @@ class ChecksTest(unittest.TestCase):
         self.assertTrue(cpu["held"])
         self.assertEqual(cpu["points"], 3)
         sleep = self.checks["stall_visible"]["event_loop"]["sleep"]
-        self.assertEqual((sleep["worst_work_us"], sleep["worst_p99_us"]), (100000, 100100))
+        # Closest to its prediction: 100100 against 100000 - 0.01 x 400000 = 96000.
+        self.assertEqual((sleep["worst_work_us"], sleep["worst_p99_us"], sleep["worst_predicted_p99_us"]),
+                         (100000, 100100, 96000))
         fibers = self.checks["stall_visible"]["fibers"]["cpu"]
         self.assertFalse(fibers["held"])
-        self.assertEqual((fibers["worst_work_us"], fibers["worst_p99_us"]), (1000, 900))
+        self.assertEqual((fibers["worst_work_us"], fibers["worst_p99_us"], fibers["worst_heavy_every_us"]),
+                         (1000, 900, 4000))
+        self.assertAlmostEqual(fibers["worst_p99_vs_predicted"], 900 / 960)
+        self.assertAlmostEqual(fibers["worst_p99_vs_work"], 0.9)
+        self.assertEqual((fibers["worst_max_work_us"], fibers["worst_max_us"]), (1000, 1800))
+
+    @staticmethod
+    def stall_check(p99, most=20000, every=40000, work=10000):
+        """The stall check on one inline point at work (predicted p99 9600 by default)
+        beside a small one that it must ignore."""
+        point = {"light_p99_us": p99, "light_max_us": most, "heavy_every_us": every}
+        small = {"light_p99_us": 1, "light_max_us": 1, "heavy_every_us": 2000}
+        return bs._stall_visible({"inline": {"100": {"1": {"10": small, str(work): point}}}})
+
+    def test_stall_p99_against_prediction(self):
+        # 0.95 x (10000 - 0.01 x 40000) = 9120, below the work itself.
+        self.assertTrue(self.stall_check(9121)["held"])
+        self.assertFalse(self.stall_check(9119)["held"])
+        self.assertEqual(self.stall_check(9121)["points"], 1)
+
+    def test_stall_max_must_reach_the_work(self):
+        self.assertTrue(self.stall_check(9600, most=10000)["held"])
+        check = self.stall_check(9600, most=9999)
+        self.assertFalse(check["held"])
+        self.assertAlmostEqual(check["worst_max_vs_work"], 0.9999)
+
+    def test_stall_prediction_floors_at_zero(self):
+        check = self.stall_check(1, most=1000, every=200000, work=1000)
+        self.assertTrue(check["held"])
+        self.assertEqual(check["worst_predicted_p99_us"], 0)
+        self.assertIsNone(check["worst_p99_vs_predicted"])
+
+    def test_stall_without_heavy_interval_not_computed(self):
+        by_offload = {"inline": {"100": {"1": {"10000": {"light_p99_us": 9600, "light_max_us": 20000}}}}}
+        check = bs._stall_visible(by_offload)
+        self.assertIsNone(check["held"])
+        self.assertIn("heavy_every_us", check["reason"])
+        data = stall_results()
+        for b in data["benchmarks"]:
+            b.pop("heavy_every_us", None)
+        summary = summarize(data)
+        self.assertIsNone(summary["checks"]["stall_visible"]["event_loop"]["cpu"]["held"])
+        self.assertIn("Check, inline stall visible (event_loop, kind:cpu): not computed; no heavy_every_us "
+                      "counter in the data.", "\n".join(bs.conclusions(summary)))
 
     def test_sleep_offload_bounded(self):
         check = self.checks["sleep_offload_bounded"]["event_loop"]
         self.assertTrue(check["held"])
-        self.assertEqual(check["limit_us"], 1000)  # max(1 ms, 2 x 10 us)
+        self.assertEqual(check["limit_us"], 1000)  # max(1 ms, 2 x 4 us)
         self.assertEqual(check["worst_p99_us"], 95)
         self.assertTrue(check["covers_sweep"])
         partial = self.checks["sleep_offload_bounded"]["thread_pool"]
@@ -215,20 +274,64 @@ class ChecksTest(unittest.TestCase):
 
     def test_sleep_limit_follows_a_slow_round_trip(self):
         data = stall_results()
-        data["context"]["calib_thread_rtt_us"] = "40"  # 2 x 40 < 1000: the 1 ms floor holds
+        data["context"]["calib_thread_rtt_cross_core_us"] = "40"  # 2 x 40 < 1000: the 1 ms floor holds
         self.assertEqual(summarize(data)["checks"]["sleep_offload_bounded"]["event_loop"]["limit_us"], 1000)
-        data["context"]["calib_thread_rtt_us"] = "600"
+        data["context"]["calib_thread_rtt_cross_core_us"] = "600"
         check = summarize(data)["checks"]["sleep_offload_bounded"]["event_loop"]
         self.assertEqual(check["limit_us"], 1200)
+        del data["context"]["calib_thread_rtt_cross_core_us"]  # one core: the unpinned one counts
+        data["context"]["calib_thread_rtt_us"] = "700"
+        self.assertEqual(summarize(data)["checks"]["sleep_offload_bounded"]["event_loop"]["limit_us"], 1400)
 
     def test_offload_cost_against_round_trips(self):
         threads = self.checks["offload_cost_vs_rtt"]["event_loop"]["threads"]
         self.assertTrue(threads["held"])
-        self.assertAlmostEqual(threads["ratio"], 1.1)
+        self.assertEqual(threads["reference"], "thread_rtt_cross_core_us")
+        self.assertAlmostEqual(threads["ratio"], 11 / 20)
+        self.assertAlmostEqual(threads["same_core_ratio"], 11 / 4)
+        self.assertEqual((threads["pool"], threads["pool_us"]), ("thread_pool_rtt_us", 10))
+        self.assertAlmostEqual(threads["pool_ratio"], 1.1)
         processes = self.checks["offload_cost_vs_rtt"]["event_loop"]["processes"]
         self.assertFalse(processes["held"])
-        self.assertAlmostEqual(processes["ratio"], 2.7)
+        self.assertEqual(processes["reference"], "pipe_rtt_cross_core_us")
+        self.assertAlmostEqual(processes["ratio"], 1.8)
+        self.assertAlmostEqual(processes["pool_ratio"], 54 / 50)
         self.assertNotIn("processes", self.checks["offload_cost_vs_rtt"]["fibers"])
+
+    CALIBRATION = {"thread_rtt_us": 4, "thread_rtt_cross_core_us": 20, "thread_pool_rtt_us": 10}
+
+    def test_offload_cost_below_the_same_core_round_trip_holds(self):
+        # One-sided: far below the wake of another core (and even below the same-core round trip) is fine.
+        check = bs._cost_vs_rtt(3, "threads", self.CALIBRATION)
+        self.assertTrue(check["held"])
+        self.assertAlmostEqual(check["ratio"], 0.15)
+        self.assertIn("below both the unpinned round trip (4 µs) and the cross-core one",
+                      bs._cost_check_sentence("event_loop", "threads", check))
+
+    def test_offload_cost_above_tolerance_fails(self):
+        self.assertTrue(bs._cost_vs_rtt(30, "threads", self.CALIBRATION)["held"])  # 1.5 x 20
+        check = bs._cost_vs_rtt(32, "threads", self.CALIBRATION)  # 1.6 x 20
+        self.assertFalse(check["held"])
+        self.assertAlmostEqual(check["ratio"], 1.6)
+
+    def test_offload_cost_falls_back_to_the_unpinned_round_trip(self):
+        check = bs._cost_vs_rtt(7, "threads", dict(self.CALIBRATION, thread_rtt_cross_core_us=None))
+        self.assertEqual((check["reference"], check["reference_us"]), ("thread_rtt_us", 4))
+        self.assertFalse(check["held"])  # 1.75 x 4
+        self.assertIn("7 µs is 1.75× the thread round trip (4 µs), which stands in for the unmeasured "
+                      "cross-core one; and 0.70× the thread pool round trip (10 µs).",
+                      bs._cost_check_sentence("event_loop", "threads", check))
+        data = stall_results()
+        del data["context"]["calib_pipe_rtt_cross_core_us"]
+        processes = summarize(data)["checks"]["offload_cost_vs_rtt"]["event_loop"]["processes"]
+        self.assertEqual((processes["reference"], processes["reference_us"]), ("pipe_rtt_us", 10))
+
+    def test_offload_cost_without_round_trips(self):
+        self.assertIsNone(bs._cost_vs_rtt(7, "processes", self.CALIBRATION))
+        self.assertIsNone(bs._cost_vs_rtt(None, "threads", self.CALIBRATION))
+        check = bs._cost_vs_rtt(7, "threads", {"thread_rtt_cross_core_us": 20})
+        self.assertEqual((check["same_core_us"], check["pool_ratio"]), (None, None))
+        self.assertTrue(bs._cost_check_sentence("event_loop", "threads", check).endswith("(20 µs)."))
 
 
 class ConclusionsTest(unittest.TestCase):
@@ -248,26 +351,33 @@ class ConclusionsTest(unittest.TestCase):
         self.assertIn("One offload from the event loop adds 11 µs to threads and 54 µs to processes to a "
                       "heavy request's p50 (kind:cpu, 1 µs of work).", self.text)
         self.assertIn("One offload from fibers on one thread adds 11 µs to threads", self.text)
-        self.assertEqual(self.text.count("Calibrated on this machine for comparison: thread round trip 10 µs, "
-                                         "pipe round trip 20 µs and process pool round trip 50 µs."), 1)
+        self.assertEqual(self.text.count("Calibrated on this machine for comparison: thread round trip 4 µs, "
+                                         "thread round trip across cores 20 µs, pipe round trip 10 µs, "
+                                         "pipe round trip across cores 30 µs, thread pool round trip 10 µs "
+                                         "and process pool round trip 50 µs."), 1)
 
     def test_check_sentences(self):
-        self.assertIn("Check, inline stall visible (event_loop, kind:cpu, light p99 ≥ work_us at work_us ≥ 1 ms): "
-                      "held", self.text)
-        self.assertIn("Check, inline stall visible (fibers, kind:cpu, light p99 ≥ work_us at work_us ≥ 1 ms): "
-                      "did not hold; lowest light p99 900 µs at 1 ms of work, 0.90× the work.", self.text)
+        rule = ("light p99 ≥ 0.95 × the predicted W − 0.01·I, as a share W/I of light requests meets a stall "
+                "of W every I, and light max ≥ W, at W ≥ 1 ms)")
+        self.assertIn(f"Check, inline stall visible (event_loop, kind:cpu, {rule}: held", self.text)
+        self.assertIn(f"Check, inline stall visible (fibers, kind:cpu, {rule}: did not hold; lowest light p99 "
+                      f"900 µs at 1 ms of work, 0.90× the work and 0.94× the predicted 960 µs; lowest light max "
+                      f"1.8 ms at 1 ms of work, 1.80× the work.", self.text)
         self.assertIn("Check, threads offload bounds kind:sleep (event_loop, light p99 < 1 ms up to 100 ms): "
                       "held; worst light p99 95 µs at 100 ms of work.", self.text)
         self.assertIn("(thread_pool with 2 workers, light p99 < 1 ms up to 1 ms only (the check asks for 100 ms)): "
                       "held", self.text)
-        self.assertIn("(thread_pool with 2 workers, kind:sleep, light p99 ≥ work_us at work_us ≥ 1 ms): "
-                      "did not hold; lowest light p99 300 µs at 1 ms of work, 0.30× the work.", self.text)
-        self.assertIn("Check, threads offload cost within 1.5× of the thread round trip (event_loop): held; "
-                      "11 µs is 1.10× 10 µs.", self.text)
-        self.assertIn("Check, processes offload cost within 1.5× of the pipe round trip (event_loop): "
-                      "did not hold; 54 µs is 2.70× 20 µs.", self.text)
-        self.assertIn("The processes offload from event_loop costs 1.08× the calibrated process pool round trip",
-                      self.text)
+        self.assertIn(f"(thread_pool with 2 workers, kind:sleep, {rule}: did not hold; lowest light p99 300 µs "
+                      f"at 1 ms of work, 0.30× the work and 0.31× the predicted 960 µs; lowest light max 600 µs "
+                      f"at 1 ms of work, 0.60× the work.", self.text)
+        self.assertIn("Check, threads offload cost ≤ 1.5× the round trip to a sleeping core (event_loop): held; "
+                      "11 µs is 0.55× the thread round trip across cores (20 µs), between the unpinned round trip "
+                      "(4 µs) and the cross-core one; and 1.10× the thread pool round trip (10 µs).", self.text)
+        self.assertIn("Check, processes offload cost ≤ 1.5× the round trip to a sleeping core (event_loop): "
+                      "did not hold; 54 µs is 1.80× the pipe round trip across cores (30 µs), above both the "
+                      "unpinned round trip (10 µs) and the cross-core one; and 1.08× the process pool round trip "
+                      "(50 µs).", self.text)
+        self.assertNotIn("The processes offload from", self.text)
 
     def test_failed_requests_counted(self):
         self.assertIn("1 request failed across 1 run (thread_pool/sleep/threads)", self.text)
@@ -299,9 +409,26 @@ class OutputTest(unittest.TestCase):
 
     def test_crossover_has_reference_lines(self):
         svg = (self.dir / "plots" / "blocking_stall_crossover_event_loop_cpu.svg").read_text()
-        for label in ("thread round trip 10 µs", "pipe round trip 20 µs", "process pool round trip 50 µs",
+        for label in ("thread round trip across cores 20 µs", "pipe round trip across cores 30 µs",
+                      "thread pool round trip 10 µs", "process pool round trip 50 µs",
                       "threads pays off from 100 µs (at 100/s)", "processes pays off from 1 ms"):
             self.assertIn(label, svg)
+        # The unpinned round trips only stand in for absent cross-core ones.
+        self.assertNotIn("thread round trip 4 µs", svg)
+        self.assertNotIn("pipe round trip 10 µs", svg)
+
+    def test_crossover_falls_back_to_unpinned_round_trips(self):
+        data = stall_results()
+        for key in ("calib_thread_rtt_cross_core_us", "calib_pipe_rtt_cross_core_us"):
+            del data["context"][key]
+        summary = summarize(data)
+        summary["series"] = {"fibers": summary["series"]["fibers"]}  # one model is enough here
+        plots = Path(tempfile.mkdtemp())
+        bs.plot(summary, plots)
+        svg = (plots / "blocking_stall_crossover_fibers_cpu.svg").read_text()
+        for label in ("thread round trip 4 µs", "pipe round trip 10 µs", "thread pool round trip 10 µs"):
+            self.assertIn(label, svg)
+        self.assertNotIn("across cores", svg)
 
     def test_summary_json(self):
         summary = json.loads((self.dir / "summary.json").read_text())["workloads"]["blocking_stall"]

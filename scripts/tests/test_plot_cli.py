@@ -67,7 +67,10 @@ class PlotOutputTest(unittest.TestCase):
     def test_report_written(self):
         report = (self.dir / "REPORT.md").read_text()
         for expected in ("# concbench report", "`scripts/bench --quick`", "| CPU | Test CPU |",
-                         "| thread round trip | 28.5 µs |", "## cpu_hash",
+                         "| thread round trip | 28.5 µs |", "| thread round trip across cores | 75 µs |",
+                         "| pipe round trip | 40 µs |", "| pipe round trip across cores | n/a |",
+                         "| thread pool round trip | 31 µs |", "| process pool round trip | 90 µs |",
+                         "## cpu_hash",
                          "](plots/cpu_hash_scaling.png)", "### Conclusions",
                          "result differs from reference",
                          "fan_out: 1 runs, 1 errors", "timeout"):
