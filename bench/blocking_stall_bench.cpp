@@ -47,6 +47,9 @@ void register_blocking_stall(Runtimes& runtimes, const Options& options, double 
         };
         add("light", record->measured.light);
         add("heavy", record->measured.heavy);
+        // Inline only: how long the heavy call really held its thread.
+        if (record->measured.stall.count() > 0)
+          state.counters["stall_p50_us"] = record->measured.stall.percentile_us(0.5);
         state.counters["lag_p99_us"] = record->measured.lag.percentile_us(0.99);
         state.counters["lag_max_us"] = record->measured.lag.percentile_us(1.0);
         const Outcome& o = record->outcome;

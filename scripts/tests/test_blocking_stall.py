@@ -250,6 +250,19 @@ class ChecksTest(unittest.TestCase):
         # Its inline call holds one worker of several: no stall of every request to see.
         self.assertNotIn("thread_pool", summarize(stall_results())["checks"]["stall_visible"])
 
+    def test_stall_measured_by_the_inline_call(self):
+        # The call held its thread for 9300 us, not the nominal 10000: predicted p99
+        # 0.95 x (9300 - 400) = 8455, and the max need only reach 9300 - 1000.
+        point = {"light_p99_us": 8460, "light_max_us": 8400, "heavy_every_us": 40000, "stall_p50_us": 9300}
+        check = bs._stall_visible({"inline": {"1000": {"1": {"10000": point}}}})
+        self.assertTrue(check["held"])
+        self.assertTrue(check["stall_measured"])
+        self.assertEqual(check["worst_stall_us"], 9300)
+        self.assertAlmostEqual(check["stall_vs_work"][0], 0.93)
+        self.assertFalse(self.stall_check(8460, most=8400)["held"])  # against the nominal work it fails
+        point["light_p99_us"] = 8450
+        self.assertFalse(bs._stall_visible({"inline": {"1000": {"1": {"10000": point}}}})["held"])
+
     def test_stall_prediction_floors_at_zero(self):
         check = self.stall_check(1, most=1000, every=200000, work=1000)
         self.assertTrue(check["held"])
@@ -364,11 +377,11 @@ class ConclusionsTest(unittest.TestCase):
 
     def test_check_sentences(self):
         rule = ("light p99 ≥ 0.95 × the predicted W − 0.01·I, as a share W/I of light requests meets a stall "
-                "of W every I, and light max ≥ W less one light interval, 10 ms, at W ≥ 1 ms)")
+                "of W every I, and light max ≥ W less one light interval, 10 ms; W is work_us; at work_us ≥ 1 ms)")
         self.assertIn(f"Check, inline stall visible (event_loop, kind:cpu, {rule}: held", self.text)
         self.assertIn(f"Check, inline stall visible (fibers, kind:cpu, {rule}: did not hold; lowest light p99 "
                       f"900 µs at 1 ms of work, 0.90× the work and 0.94× the predicted 960 µs; lowest light max "
-                      f"1.8 ms at 1 ms of work, 1.80× the work.", self.text)
+                      f"1.8 ms at 1 ms of work, 1.80× the stall.", self.text)
         self.assertIn("Check, threads offload bounds kind:sleep (event_loop, light p99 < 1 ms up to 100 ms): "
                       "held; worst light p99 95 µs at 100 ms of work.", self.text)
         self.assertIn("(thread_pool with 2 workers, light p99 < 1 ms up to 1 ms only (the check asks for 100 ms)): "

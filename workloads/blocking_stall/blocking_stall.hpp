@@ -66,11 +66,19 @@ std::string to_string(const Outcome& o);
 // What one run measured beside its outcome.
 struct Measurements {
   LatencyRecorder light, heavy, lag;
+  LatencyRecorder stall;  // how long each inline heavy call held its thread
 };
 
 // The kernels, written once: what a request computes, wherever it runs.
 std::uint64_t light_work(std::uint64_t id);
 std::uint64_t heavy_work(Kind kind, std::uint64_t work_us, std::uint64_t cpu_bytes, std::uint64_t id);
+// The heavy call run inline, timed: the stall it causes lasts `took`, which for
+// kind:cpu is work_us only as far as the calibration of cpu_bytes holds.
+struct Timed {
+  std::uint64_t value;
+  std::chrono::nanoseconds took;
+};
+Timed heavy_inline(const Params& p, std::uint64_t id);
 // The same, as a process-pool task: payload {kind, work_us, cpu_bytes, id}.
 Bytes heavy_task(std::span<const std::byte> payload);
 Bytes heavy_message(const Params& p, std::uint64_t id);

@@ -40,7 +40,9 @@ asio::awaitable<void> serve(LoopRun& run, Request r) {
     if (!r.heavy) {
       result = light_work(r.id);
     } else if (p.offload == Offload::inline_call) {
-      result = heavy_work(p.kind, p.work_us, p.cpu_bytes, r.id);
+      const Timed call = heavy_inline(p, r.id);
+      run.m.stall.record(call.took);
+      result = call.value;
     } else if (p.offload == Offload::threads) {
       result = co_await async_offload(
           run.runtimes.thread_pool, [&p, id = r.id] { return heavy_work(p.kind, p.work_us, p.cpu_bytes, id); },

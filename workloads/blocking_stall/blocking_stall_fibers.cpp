@@ -17,8 +17,12 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::optional<std::uint64_t> heavy_in_fiber(Runtimes& runtimes, const Params& p, std::uint64_t id) {
-  if (p.offload == Offload::inline_call) return heavy_work(p.kind, p.work_us, p.cpu_bytes, id);
+std::optional<std::uint64_t> heavy_in_fiber(Runtimes& runtimes, const Params& p, std::uint64_t id, Measurements& m) {
+  if (p.offload == Offload::inline_call) {
+    const Timed call = heavy_inline(p, id);
+    m.stall.record(call.took);
+    return call.value;
+  }
   if (p.offload == Offload::threads)
     return fiber_offload(runtimes.thread_pool, [&p, id] { return heavy_work(p.kind, p.work_us, p.cpu_bytes, id); })
         .get();
@@ -51,7 +55,7 @@ Outcome run_fibers(Runtimes& runtimes, const Params& p, Measurements& m) {
       serving.emplace_back([&, r] {
         std::optional<std::uint64_t> result;
         try {
-          result = r.heavy ? heavy_in_fiber(runtimes, p, r.id) : light_work(r.id);
+          result = r.heavy ? heavy_in_fiber(runtimes, p, r.id, m) : light_work(r.id);
         } catch (const std::exception&) {
           result.reset();  // counted as failed
         }

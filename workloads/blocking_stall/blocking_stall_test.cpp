@@ -6,6 +6,8 @@
 
 #include <signal.h>
 
+#include <filesystem>
+#include <iterator>
 #include <thread>
 
 namespace concbench::blocking_stall {
@@ -74,6 +76,10 @@ TEST_P(EveryModelAndOffload, EveryRequestEndsOnceWithTheRightResult) {
     EXPECT_EQ(got, reference(p)) << describe(model, p) << ": " << to_string(got);
     EXPECT_EQ(m.light.count() + m.heavy.count(), schedule(p).size()) << describe(model, p);
     EXPECT_GT(m.lag.count(), 0u) << "the ticker never ticked";
+    // Every inline heavy call is timed, and only those.
+    EXPECT_EQ(m.stall.count(), offload == Offload::inline_call ? reference(p).heavy : 0u) << describe(model, p);
+    if (offload == Offload::inline_call && kind == Kind::sleep)
+      EXPECT_GE(m.stall.percentile_us(0.5), 500) << "a sleep call took less than it sleeps";
   }
 }
 
@@ -102,6 +108,46 @@ TEST(BlockingStall, InlineStallIsVisibleAndOffloadHidesIt) {
     } else {
       EXPECT_LT(m.light.percentile_us(1.0), 15000) << "the loop stalled although the call was offloaded";
     }
+  }
+}
+
+std::size_t thread_count() {
+  auto tasks = std::filesystem::directory_iterator("/proc/self/task");
+  return static_cast<std::size_t>(std::distance(begin(tasks), end(tasks)));
+}
+
+// Arrivals stop while a heavy call is still offloaded: the run waits for it and
+// counts it once, and leaves no thread or worker process behind.
+TEST(BlockingStall, ARunWaitsForOffloadedWorkStillInFlightWhenArrivalsStop) {
+  Params base = small(Kind::sleep, Offload::threads, 100000);
+  base.duration = 300ms;  // heavy interval 400 ms: one heavy request, at ~247 ms
+  std::vector<Request> heavy;
+  for (const Request& r : schedule(base))
+    if (r.heavy) heavy.push_back(r);
+  ASSERT_EQ(heavy.size(), 1u);
+  const auto busy_until = heavy[0].arrival + 100ms;
+  ASSERT_GT(busy_until, base.duration) << "the heavy call must outlast the arrivals";
+
+  auto& pool = test_runtimes().process_pool;
+  for (auto [model, offload] : {Case{Model::event_loop, Offload::threads}, Case{Model::event_loop, Offload::processes},
+                                Case{Model::fibers, Offload::threads}, Case{Model::fibers, Offload::processes},
+                                Case{Model::thread_pool, Offload::processes}}) {
+    Params p = base;
+    p.offload = offload;
+    Measurements warm_up;  // starts any thread a runtime creates on first use
+    run(model, test_runtimes(), small(p.kind, offload, 10), warm_up);
+    const std::size_t threads = thread_count();
+    const auto workers = pool.worker_pids();
+
+    Measurements m;
+    const auto start = std::chrono::steady_clock::now();
+    Outcome got = run(model, test_runtimes(), p, m);
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(got, reference(p)) << describe(model, p) << ": " << to_string(got);
+    EXPECT_GE(took, busy_until) << describe(model, p) << ": returned before its heavy call ended";
+    EXPECT_GE(m.heavy.percentile_us(1.0), 100000) << describe(model, p);
+    EXPECT_EQ(thread_count(), threads) << describe(model, p);
+    EXPECT_EQ(pool.worker_pids(), workers) << describe(model, p);
   }
 }
 

@@ -23,9 +23,11 @@ Outcome run_thread_pool(Runtimes& runtimes, const Params& p, Measurements& m) {
   Outcome outcome;
   std::latch done(static_cast<std::ptrdiff_t>(requests.size() + ticks));
 
-  auto complete = [&](const Request& r, std::optional<std::uint64_t> result) {
+  auto complete = [&](const Request& r, std::optional<std::uint64_t> result,
+                      std::optional<std::chrono::nanoseconds> stall = std::nullopt) {
     {
       std::lock_guard lock(mutex);
+      if (stall) m.stall.record(*stall);
       finish(r, start, result, outcome, m);
     }
     done.count_down();
@@ -33,7 +35,10 @@ Outcome run_thread_pool(Runtimes& runtimes, const Params& p, Measurements& m) {
   auto serve = [&](const Request& r) {
     try {
       if (!r.heavy) return complete(r, light_work(r.id));
-      if (p.offload == Offload::inline_call) return complete(r, heavy_work(p.kind, p.work_us, p.cpu_bytes, r.id));
+      if (p.offload == Offload::inline_call) {
+        const Timed call = heavy_inline(p, r.id);
+        return complete(r, call.value, call.took);
+      }
       runtimes.process_pool.submit(heavy_task, heavy_message(p, r.id), [&complete, r](TaskResult result) {
         std::optional<std::uint64_t> value;
         try {
