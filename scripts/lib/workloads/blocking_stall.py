@@ -551,8 +551,8 @@ def report(summary, plots):
     intro = ("Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
              "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or asleep "
              "in a blocking call (kind:sleep), either inline or offloaded to threads or to processes. "
-             "Offloading pays off where it keeps the light requests' p99 below inline's; its fixed cost "
-             "is the heavy request's extra p50 latency at the smallest work measured.")
+             f"Offloading pays off where it keeps the light requests' p99 at or below {BEATS_INLINE_BY:g}× "
+             "inline's; its fixed cost is the heavy request's extra p50 latency at the smallest work measured.")
     tables = [_break_even_table(summary), _p99_table(summary)] if summary["series"] else []
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
     errors += [f"`{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
