@@ -120,6 +120,16 @@ class BreakEvenTest(unittest.TestCase):
         self.assertEqual(found(0.8), 1)
         self.assertIsNone(found(0.81))
 
+    def test_sentence_names_a_stall_far_above_the_nominal_work(self):
+        def phrase(stall_us):
+            by_offload = {"inline": {"1": {"1": {"3": {"light_p99_us": 200, "stall_p50_us": stall_us}}}},
+                          "threads": {"1": {"1": {"3": {"light_p99_us": 100}}}}}
+            found = bs._break_even(by_offload, "threads")
+            found["smallest_work_us"] = 1  # so the phrase is "from about", not "already at"
+            return bs._pays_off_phrase(found)
+        self.assertIn("held its thread for 77", phrase(77))
+        self.assertNotIn("held its thread", phrase(5))
+
     def test_tie_is_not_a_win(self):
         by_offload = {"inline": {"1": {"1": {"1": {"light_p99_us": 5}, "10": {"light_p99_us": 50}}}},
                       "threads": {"1": {"1": {"1": {"light_p99_us": 4}, "10": {"light_p99_us": 50}}}}}

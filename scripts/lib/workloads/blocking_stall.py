@@ -52,6 +52,9 @@ COUNT_TOLERANCE = 0.5
 # noise, and one run on a shared machine moves a p99 by about a fifth: a bare "lower"
 # would find break-evens in that noise.
 BEATS_INLINE_BY = 0.8
+# A break-even's sentence names the stall the inline call caused where it was more than
+# this many times the nominal work (a 3 µs nanosleep holds its thread for tens of µs).
+STALL_UNLIKE_WORK = 2
 
 # Validity checks of the issue.
 # 1. Inline, the stall is visible from this much work W. Not as light p99 >= W, which
@@ -270,7 +273,8 @@ def _break_even(by_offload, target):
         from_us = work
     if from_us is not None:
         result.update(from_us=from_us, status="pays_off",
-                      inline_p99_us=inline[from_us], offload_p99_us=offload[from_us])
+                      inline_p99_us=inline[from_us], offload_p99_us=offload[from_us],
+                      inline_stall_us=_column(by_offload, INLINE, basis, "stall_p50_us").get(from_us))
     # Sizes below the break-even (or anywhere, if it never pays) where offloading
     # won anyway: a lead that did not last.
     result["earlier_wins_us"] = [w for w in common
@@ -629,6 +633,11 @@ def _pays_off_phrase(found):
     phrase = (f"pays off already at the smallest work measured, {format_us(found['from_us'])}"
               if found["from_us"] == found["smallest_work_us"] else
               f"pays off from about {format_us(found['from_us'])} of work")
+    stall = found.get("inline_stall_us")
+    if stall is not None and stall > STALL_UNLIKE_WORK * found["from_us"]:
+        # A short blocking call is rarely as short as asked (timer slack, wake-up):
+        # the break-even is in nominal work, the stall it caused is what explains it.
+        phrase += f" as asked for, a call that held its thread for {format_us(stall)} inline"
     if found["earlier_wins_us"]:
         phrase += (f" (it also won at {_and([format_us(w) for w in found['earlier_wins_us']])}, "
                    f"but not at every size above)")
