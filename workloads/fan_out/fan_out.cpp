@@ -1,0 +1,166 @@
+#include "workloads/fan_out/fan_out.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace concbench::fan_out {
+
+namespace {
+
+// splitmix64's finaliser: a cheap bijective mix of 64 bits.
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+constexpr std::uint64_t kFailSalt = 0x66a11ULL, kEndSalt = 0xe4dULL;
+
+template <class T>
+bool parse_number(std::string_view text, T& out) {
+  if (text.empty()) return false;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return error == std::errc{} && end == text.data() + text.size();
+}
+
+}  // namespace
+
+std::string work_target(const WorkQuery& q) {
+  char fail[32];
+  const auto end = std::to_chars(fail, fail + sizeof fail, q.fail).ptr;
+  return "/work?delay_us=" + std::to_string(q.delay_us) + "&bytes=" + std::to_string(q.bytes) +
+         "&fail=" + std::string(fail, end) + "&id=" + std::to_string(q.id);
+}
+
+std::optional<WorkQuery> parse_work_target(std::string_view target) {
+  const auto question = target.find('?');
+  if (target.substr(0, question) != "/work") return std::nullopt;
+  WorkQuery q;
+  if (question == std::string_view::npos) return q;
+  bool seen[4] = {};
+  std::string_view rest = target.substr(question + 1);
+  for (bool more = !rest.empty(); more;) {  // "a=1&" has an empty last pair: malformed
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    more = amp != std::string_view::npos;
+    if (more) rest = rest.substr(amp + 1);
+    const auto eq = pair.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    const std::string_view key = pair.substr(0, eq), value = pair.substr(eq + 1);
+    int which = key == "delay_us" ? 0 : key == "bytes" ? 1 : key == "fail" ? 2 : key == "id" ? 3 : -1;
+    if (which < 0 || seen[which]) return std::nullopt;
+    seen[which] = true;
+    const bool parsed = which == 0   ? parse_number(value, q.delay_us)
+                        : which == 1 ? parse_number(value, q.bytes)
+                        : which == 2 ? parse_number(value, q.fail)
+                                     : parse_number(value, q.id);
+    if (!parsed) return std::nullopt;
+  }
+  if (q.delay_us > kMaxDelayUs || q.bytes > kMaxBodyBytes || !(q.fail >= 0 && q.fail <= 1)) return std::nullopt;
+  return q;
+}
+
+bool draws_failure(std::uint64_t id, double fail) {
+  if (!(fail > 0)) return false;
+  const double u = static_cast<double>(mix(id ^ kFailSalt) >> 11) * 0x1p-53;  // uniform in [0, 1)
+  return u < fail;
+}
+
+void fill_body(std::uint64_t id, std::span<char> out) {
+  const std::uint64_t seed = mix(id);
+  const std::size_t words = out.size() / 8;
+  for (std::size_t j = 0; j < words; ++j) {
+    const std::uint64_t w = seed + j * kGolden;
+    std::memcpy(out.data() + j * 8, &w, 8);
+  }
+  const std::uint64_t last = seed + words * kGolden;
+  std::memcpy(out.data() + words * 8, &last, out.size() % 8);
+}
+
+std::uint64_t body_checksum(std::span<const char> body) {
+  // A sum of mixed words, each xored with its position: no serial dependency (fast
+  // on 64 KiB bodies), yet a moved word changes it.
+  std::uint64_t sum = mix(body.size());
+  const std::size_t words = body.size() / 8;
+  for (std::size_t j = 0; j < words; ++j) {
+    std::uint64_t w;
+    std::memcpy(&w, body.data() + j * 8, 8);
+    sum += mix(w ^ (j * kGolden));
+  }
+  if (const std::size_t tail = body.size() % 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, body.data() + words * 8, tail);
+    sum += mix(w ^ (words * kGolden));
+  }
+  return sum;
+}
+
+std::string_view group_name(Group group) { return group == Group::all ? "all" : "settled"; }
+
+std::string to_string(const Outcome& o) {
+  return "{ok " + std::to_string(o.ok) + ", failed " + std::to_string(o.failed) + ", timed out " +
+         std::to_string(o.timed_out) + ", cancelled " + std::to_string(o.cancelled) + ", ended sum " +
+         std::to_string(o.ended_sum) + ", ok sum " + std::to_string(o.ok_sum) + "}";
+}
+
+void Tally::end(std::uint64_t id, Ending ending, std::uint64_t body_checksum) {
+  counts_[static_cast<int>(ending)].fetch_add(1, std::memory_order_relaxed);
+  ended_sum_.fetch_add(mix(id ^ kEndSalt), std::memory_order_relaxed);
+  if (ending == Ending::ok) ok_sum_.fetch_add(body_checksum, std::memory_order_relaxed);
+}
+
+Outcome Tally::outcome() const {
+  auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_acquire); };
+  return {get(counts_[0]), get(counts_[1]), get(counts_[2]), get(counts_[3]), get(ended_sum_), get(ok_sum_)};
+}
+
+Expected reference(const Params& p) {
+  Expected e{p, {}, {}};
+  e.body_checksums.resize(p.n);
+  std::string body(p.body_bytes, '\0');
+  Tally tally;
+  for (std::uint64_t id = 0; id < p.n; ++id) {
+    fill_body(id, body);
+    e.body_checksums[id] = body_checksum(body);
+    const bool fails = draws_failure(id, p.fail);
+    tally.end(id, fails ? Ending::failed : Ending::ok, e.body_checksums[id]);
+  }
+  e.settled = tally.outcome();
+  return e;
+}
+
+std::string to_string(const Expected& e) {
+  return e.p.group == Group::settled ? to_string(e.settled)
+                                     : "every id ending once, " + std::to_string(e.settled.failed) +
+                                           " of them failing if all ran, none timing out";
+}
+
+bool matches(const Outcome& got, const Expected& want) {
+  const Outcome& all_run = want.settled;
+  if (want.p.group == Group::settled || all_run.failed == 0) return got == all_run;
+  return got.total() == want.p.n && got.ended_sum == all_run.ended_sum && got.failed >= 1 &&
+         got.failed <= all_run.failed && got.ok <= all_run.ok && got.timed_out == 0;
+}
+
+void record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned status, std::string_view body) {
+  const auto where = "request " + std::to_string(id) + ": ";
+  if (id >= e.body_checksums.size()) throw std::runtime_error(where + "no such request");
+  if (draws_failure(id, e.p.fail)) {
+    if (status != 500) throw std::runtime_error(where + "HTTP " + std::to_string(status) + ", expected 500");
+    return tally.end(id, Ending::failed);
+  }
+  if (status != 200) throw std::runtime_error(where + "HTTP " + std::to_string(status) + ", expected 200");
+  if (body.size() != e.p.body_bytes)
+    throw std::runtime_error(where + std::to_string(body.size()) + " body bytes, expected " +
+                             std::to_string(e.p.body_bytes));
+  const std::uint64_t checksum = body_checksum(body);
+  if (checksum != e.body_checksums[id]) throw std::runtime_error(where + "the body differs");
+  tally.end(id, Ending::ok, checksum);
+}
+
+}  // namespace concbench::fan_out

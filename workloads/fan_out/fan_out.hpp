@@ -1,0 +1,131 @@
+#pragma once
+// fan_out: N HTTP requests to a server with at most K in flight, a timeout per
+// request, and a group that either fails fast or lets every request settle.
+//
+// This is the network-bound workload, the "concurrent fetcher" that asyncio's
+// TaskGroup + Semaphore + timeout, Go's errgroup + buffered channel + context and
+// Promise.all are all used for. Each request waits on the server (which answers
+// after `delay_us`, on a timer) far longer than it computes, so what a model must
+// do well is hold many requests in flight cheaply: the wall time against the ideal
+// ceil(N / K) x delay shows how close it gets, memory per in-flight request shows
+// what holding one costs, and at delay 0 requests per second against `wrk` shows
+// the per-request overhead. A thread pool doing blocking I/O can hold only as many
+// requests as it has threads; that limit is the point of running it.
+//
+// The server's contract is written once, here: the request target, the body a
+// given id gets (fast to make and to check, position-dependent so a truncated or
+// reordered body fails), and the deterministic draw that makes request id fail
+// with probability `fail`. Every response is checked as it arrives (status, length,
+// checksum), and every request ends as exactly one of ok, failed, timed out or
+// cancelled; the four counts sum to N.
+#include "models/runtimes.hpp"
+#include "workloads/latency.hpp"
+#include "workloads/suite.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace concbench::fan_out {
+
+// ---- The server's contract -------------------------------------------------------
+
+// GET /work?delay_us=D&bytes=B&fail=P&id=I; a missing key takes its default.
+struct WorkQuery {
+  std::uint64_t delay_us = 0;
+  std::uint64_t bytes = 0;
+  double fail = 0;  // probability in [0, 1]
+  std::uint64_t id = 0;
+  bool operator==(const WorkQuery&) const = default;
+};
+inline constexpr std::uint64_t kMaxDelayUs = 60'000'000;    // one minute
+inline constexpr std::uint64_t kMaxBodyBytes = 64u << 20;  // 64 MiB
+
+std::string work_target(const WorkQuery& q);
+// nullopt for anything but the path /work with known keys, each at most once, and
+// values in range: the server answers 400 then.
+std::optional<WorkQuery> parse_work_target(std::string_view target);
+
+// Whether request `id` fails (HTTP 500) at probability `fail`: a fixed draw from id.
+bool draws_failure(std::uint64_t id, double fail);
+// The body of request `id`: `out.size()` bytes, a function of id and position only.
+void fill_body(std::uint64_t id, std::span<char> out);
+// A checksum of a body that changes with any byte, its position and the length.
+std::uint64_t body_checksum(std::span<const char> body);
+
+// ---- The client workload ---------------------------------------------------------
+
+enum class Group { all, settled };  // fail fast (TaskGroup, errgroup) or gather every outcome
+std::string_view group_name(Group group);
+
+struct Params {
+  std::uint64_t n;         // requests
+  unsigned k;              // at most this many in flight, on at most this many connections
+  std::uint64_t delay_us;  // the server waits this long before answering
+  std::uint64_t body_bytes;
+  double fail;             // probability that a request gets HTTP 500
+  Group group;
+  std::chrono::milliseconds timeout{1000};  // per request
+  auto operator<=>(const Params&) const = default;
+};
+
+// Where the client sends its requests.
+struct Target {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+};
+
+// How a request ended: each request ends exactly once.
+enum class Ending { ok, failed, timed_out, cancelled };
+
+// The endings of one run. Models with several threads share one; it is lock-free.
+struct Outcome {
+  std::uint64_t ok = 0, failed = 0, timed_out = 0, cancelled = 0;
+  std::uint64_t ended_sum = 0;  // sum of a tag of every ended id: a lost and a doubled id differ
+  std::uint64_t ok_sum = 0;     // sum of the ok bodies' checksums
+  std::uint64_t total() const { return ok + failed + timed_out + cancelled; }
+  bool operator==(const Outcome&) const = default;
+};
+std::string to_string(const Outcome& o);
+
+class Tally {
+ public:
+  void end(std::uint64_t id, Ending ending, std::uint64_t body_checksum = 0);  // checksum: ok only
+  Outcome outcome() const;
+
+ private:
+  std::atomic<std::uint64_t> counts_[4]{}, ended_sum_{0}, ok_sum_{0};
+};
+
+// What a correct run shows. group:settled: exactly `settled`, every request run to
+// its end. group:all: the first failure may stop any of the rest, so every id must
+// end once (ended_sum), failures show iff any request draws one, no more requests
+// end ok or failed than settled would have, and none times out (the server's delay
+// is far below the timeout in every parameter set).
+struct Expected {
+  Params p;
+  Outcome settled;
+  std::vector<std::uint64_t> body_checksums;  // by id: what an ok response carries
+};
+Expected reference(const Params& p);
+std::string to_string(const Expected& e);
+bool matches(const Outcome& got, const Expected& want);
+
+// Checks one response to request `id` and records how it ended: ok for 200 with its
+// body, failed for 500 where it draws a failure. Anything else throws: the server
+// or the client is wrong, and the run must not count it.
+void record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned status, std::string_view body);
+
+// What one run measured beside its outcome.
+struct Measurements {
+  LatencyRecorder latency;  // each request, from its first byte sent to its end
+  // group:all: from the first failure until the last sibling stopped; 0 if none failed.
+  std::chrono::nanoseconds cancel{0};
+};
+
+}  // namespace concbench::fan_out

@@ -1,0 +1,124 @@
+#include "workloads/fan_out/fan_out.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace concbench::fan_out {
+namespace {
+
+TEST(FanOutContract, TargetRoundTrips) {
+  const WorkQuery q{1500, 65536, 0.01, 42};
+  EXPECT_EQ(work_target(q), "/work?delay_us=1500&bytes=65536&fail=0.01&id=42");
+  EXPECT_EQ(parse_work_target(work_target(q)), q);
+  EXPECT_EQ(parse_work_target("/work"), WorkQuery{});
+  EXPECT_EQ(parse_work_target("/work?id=7"), (WorkQuery{0, 0, 0, 7}));
+}
+
+TEST(FanOutContract, MalformedTargetsAreRejected) {
+  for (const char* bad : {"/", "/workx", "/work/", "work?id=1", "/work?id", "/work?id=", "/work?id=-1",
+                          "/work?id=1x", "/work?id=1&id=2", "/work?color=red", "/work?fail=1.5", "/work?fail=nan",
+                          "/work?fail=-0.1", "/work?delay_us=60000001", "/work?bytes=67108865",
+                          "/work?id=99999999999999999999", "/work?&", "/work?id=1&"})
+    EXPECT_FALSE(parse_work_target(bad)) << bad;
+}
+
+TEST(FanOutContract, FailureDrawIsFixedAndNearItsProbability) {
+  int failures = 0;
+  for (std::uint64_t id = 0; id < 100000; ++id) {
+    failures += draws_failure(id, 0.01);
+    EXPECT_EQ(draws_failure(id, 0.01), draws_failure(id, 0.01));
+    ASSERT_FALSE(draws_failure(id, 0));
+    ASSERT_TRUE(draws_failure(id, 1));
+  }
+  EXPECT_NEAR(failures, 1000, 150);  // about 5 standard deviations
+}
+
+TEST(FanOutContract, ChecksumCatchesAChangedMovedOrMissingByte) {
+  std::string body(1003, '\0');
+  fill_body(9, body);
+  const std::uint64_t good = body_checksum(body);
+  std::string other(1003, '\0');
+  fill_body(10, other);
+  EXPECT_NE(body_checksum(other), good);  // another id's body
+
+  std::string changed = body;
+  changed[500] ^= 1;
+  EXPECT_NE(body_checksum(changed), good);
+  std::string swapped = body;
+  std::swap_ranges(swapped.begin(), swapped.begin() + 8, swapped.begin() + 8);
+  EXPECT_NE(body_checksum(swapped), good);
+  EXPECT_NE(body_checksum(std::string_view(body).substr(0, 1002)), good);
+  EXPECT_NE(body_checksum(std::string_view(body).substr(1)), good);
+}
+
+Params params(Group group, double fail) { return {50, 4, 0, 64, fail, group}; }
+
+// The reference with every id ending once as `ending_of` says.
+Outcome tally_of(const Expected& e, auto ending_of) {
+  Tally tally;
+  for (std::uint64_t id = 0; id < e.p.n; ++id) {
+    const Ending ending = ending_of(id);
+    tally.end(id, ending, ending == Ending::ok ? e.body_checksums[id] : 0);
+  }
+  return tally.outcome();
+}
+
+TEST(FanOutExpected, SettledMustMatchExactly) {
+  const Expected e = reference(params(Group::settled, 0.2));
+  ASSERT_GT(e.settled.failed, 0u);
+  EXPECT_EQ(e.settled.total(), 50u);
+  auto as_drawn = [&](std::uint64_t id) { return draws_failure(id, 0.2) ? Ending::failed : Ending::ok; };
+  EXPECT_TRUE(matches(tally_of(e, as_drawn), e));
+  // One ok request counted as cancelled, or one id ending twice, is wrong.
+  EXPECT_FALSE(matches(tally_of(e, [&](std::uint64_t id) { return id == 3 && !draws_failure(3, 0.2) ? Ending::cancelled : as_drawn(id); }), e));
+  Tally doubled;
+  for (std::uint64_t id = 0; id < 50; ++id) {
+    const std::uint64_t counted = id == 7 ? 8 : id;  // 7 lost, 8 twice
+    const Ending ending = as_drawn(counted);
+    doubled.end(counted, ending, ending == Ending::ok ? e.body_checksums[counted] : 0);
+  }
+  EXPECT_FALSE(matches(doubled.outcome(), e));
+}
+
+TEST(FanOutExpected, FailFastAllowsAnyStoppedSubsetButNoLostId) {
+  const Expected e = reference(params(Group::all, 0.2));
+  std::uint64_t first_failure = 0;
+  while (!draws_failure(first_failure, 0.2)) ++first_failure;
+  // Everything after the first failure cancelled: a valid fail-fast run.
+  auto fail_fast = [&](std::uint64_t id) {
+    return id < first_failure ? Ending::ok : id == first_failure ? Ending::failed : Ending::cancelled;
+  };
+  EXPECT_TRUE(matches(tally_of(e, fail_fast), e));
+  // No failure at all although one was drawn, or a timeout, is not.
+  EXPECT_FALSE(matches(tally_of(e, [](std::uint64_t) { return Ending::cancelled; }), e));
+  EXPECT_FALSE(matches(tally_of(e, [&](std::uint64_t id) { return id == 0 ? Ending::timed_out : fail_fast(id); }), e));
+  // Without failures drawn, group:all must end like settled.
+  const Expected clean = reference(params(Group::all, 0));
+  EXPECT_FALSE(matches(tally_of(clean, [](std::uint64_t id) { return id ? Ending::ok : Ending::cancelled; }), clean));
+  EXPECT_TRUE(matches(tally_of(clean, [](std::uint64_t) { return Ending::ok; }), clean));
+}
+
+TEST(FanOutExpected, ResponsesAreChecked) {
+  const Expected e = reference(params(Group::settled, 0.2));
+  std::uint64_t good = 0, bad = 0;
+  while (draws_failure(good, 0.2)) ++good;
+  while (!draws_failure(bad, 0.2)) ++bad;
+  std::string body(64, '\0');
+  fill_body(good, body);
+  Tally tally;
+  record_response(tally, e, good, 200, body);
+  record_response(tally, e, bad, 500, "");
+  EXPECT_EQ(tally.outcome().ok, 1u);
+  EXPECT_EQ(tally.outcome().failed, 1u);
+  EXPECT_THROW(record_response(tally, e, good, 500, ""), std::runtime_error);
+  EXPECT_THROW(record_response(tally, e, bad, 200, body), std::runtime_error);
+  EXPECT_THROW(record_response(tally, e, good, 200, body.substr(1)), std::runtime_error);
+  fill_body(good + 1, body);
+  EXPECT_THROW(record_response(tally, e, good, 200, body), std::runtime_error);
+  EXPECT_THROW(record_response(tally, e, 50, 200, body), std::runtime_error);
+  EXPECT_EQ(tally.outcome().total(), 2u);
+}
+
+}  // namespace
+}  // namespace concbench::fan_out
