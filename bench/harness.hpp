@@ -19,6 +19,7 @@ struct Options {
   Suite suite = Suite::standard;
   unsigned workers = 1;
   bool parallel_only = false;  // --models=parallel: only models that follow --workers
+  std::string target;          // --target: fan_out's server URL; empty: a child concbench-server
 };
 
 inline bool wants(const Options& options, Model model) {
@@ -33,12 +34,23 @@ inline std::string benchmark_name(std::string_view workload, Model model, const 
   std::string name{workload};
   name += '/';
   name += model_name(model);
-  for (const auto& [key, value] : keys) name += "/" + std::string(key) + ":" + value;
+  for (const auto& [key, value] : keys) name.append("/").append(key).append(":").append(value);
   return name + "/workers:" + std::to_string(threads);
 }
 
-// Registers a benchmark that calls `run()` once per iteration and compares every
-// result with `expected()`, computed before the timed loop. A mismatch or an
+// A result is right if it equals the reference, or, for a workload whose correct
+// results may differ between runs (fan_out's fail-fast groups), if its own
+// matches(got, want) says so.
+template <class Got, class Want>
+bool verified(const Got& got, const Want& want) {
+  if constexpr (requires { matches(got, want); })
+    return matches(got, want);
+  else
+    return got == want;
+}
+
+// Registers a benchmark that calls `run()` once per iteration and checks every
+// result against `expected()`, computed before the timed loop. A mismatch or an
 // exception ends the benchmark with an error, in every build type. `counters(state)`
 // adds throughput and context once the loop is done. With `workers`, the CPU its
 // worker processes used, which process CPU time misses, becomes the counter
@@ -54,7 +66,7 @@ benchmark::internal::Benchmark* register_verified(const std::string& name, Run r
       const auto start = std::chrono::steady_clock::now();
       for (auto _ : state) {
         const auto got = run();
-        if (!(got == want)) {
+        if (!verified(got, want)) {
           state.SkipWithError(("result differs from the reference: got " + to_string(got) + ", expected " +
                                to_string(want))
                                   .c_str());
@@ -81,5 +93,7 @@ benchmark::internal::Benchmark* register_verified(const std::string& name, Run r
 void register_cpu_hash(Runtimes& runtimes, const Options& options);
 // kind:cpu sizes its work from the calibrated single-core SHA-256 speed.
 void register_blocking_stall(Runtimes& runtimes, const Options& options, double sha256_bytes_per_second);
+class ServerProcess;
+void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess& server);
 
 }  // namespace concbench

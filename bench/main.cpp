@@ -2,6 +2,7 @@
 // Benchmark, verifies every result, and records the machine's context.
 #include "bench/context.hpp"
 #include "bench/harness.hpp"
+#include "bench/server_process.hpp"
 
 #include <unistd.h>
 
@@ -26,6 +27,8 @@ void print_own_help() {
             << ")\n"
                "  --suite=NAME         quick | default | full: which parameter sets run (default: default)\n"
                "  --models=WHICH       all | parallel (only the models that follow --workers; default: all)\n"
+               "  --target=URL         fan_out's server, http://HOST:PORT with HOST an IP address (default:\n"
+               "                       concbench-server started beside concbench on 127.0.0.1)\n"
                "  --help               this text\n\n"
                "Google Benchmark's flags (for example --benchmark_filter=REGEX, --benchmark_out=FILE\n"
                "--benchmark_out_format=json, --benchmark_repetitions=N, --benchmark_min_time=SECONDS,\n"
@@ -71,6 +74,9 @@ Options parse_own_flags(int& argc, char** argv) {
     } else if (auto v = value_of("--models")) {
       if (*v != "all" && *v != "parallel") usage_error("--models must be all or parallel, not '" + std::string(*v) + "'");
       options.parallel_only = *v == "parallel";
+    } else if (auto v = value_of("--target")) {
+      if (!parse_target_url(*v)) usage_error("--target must be http://HOST:PORT with HOST an IP address, not '" + std::string(*v) + "'");
+      options.target = *v;
     } else {
       argv[kept++] = argv[i];
     }
@@ -154,6 +160,11 @@ int main(int argc, char** argv) {
   constexpr double kNominalSha256BytesPerSecond = 1.0e9;
   register_blocking_stall(runtimes, options,
                           calibration ? calibration->sha256_16k_bytes_per_s : kNominalSha256BytesPerSecond);
+
+  // Started on first use; stopped when main returns (the kernel stops it if
+  // concbench dies first).
+  ServerProcess server(options.target.empty() ? std::nullopt : parse_target_url(options.target), 1);
+  register_fan_out(runtimes, options, server);
 
   const std::size_t ran = benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();

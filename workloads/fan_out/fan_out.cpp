@@ -1,5 +1,6 @@
 #include "workloads/fan_out/fan_out.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -147,12 +148,13 @@ bool matches(const Outcome& got, const Expected& want) {
          got.failed <= all_run.failed && got.ok <= all_run.ok && got.timed_out == 0;
 }
 
-void record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned status, std::string_view body) {
+Ending record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned status, std::string_view body) {
   const auto where = "request " + std::to_string(id) + ": ";
   if (id >= e.body_checksums.size()) throw std::runtime_error(where + "no such request");
   if (draws_failure(id, e.p.fail)) {
     if (status != 500) throw std::runtime_error(where + "HTTP " + std::to_string(status) + ", expected 500");
-    return tally.end(id, Ending::failed);
+    tally.end(id, Ending::failed);
+    return Ending::failed;
   }
   if (status != 200) throw std::runtime_error(where + "HTTP " + std::to_string(status) + ", expected 200");
   if (body.size() != e.p.body_bytes)
@@ -161,6 +163,71 @@ void record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned
   const std::uint64_t checksum = body_checksum(body);
   if (checksum != e.body_checksums[id]) throw std::runtime_error(where + "the body differs");
   tally.end(id, Ending::ok, checksum);
+  return Ending::ok;
+}
+
+std::string_view pool_size_name(PoolSize size) { return size == PoolSize::workers ? "workers" : "per_request"; }
+
+std::uint64_t in_flight_limit(Model model, PoolSize size, unsigned workers, const Params& p) {
+  std::uint64_t limit = p.k;
+  if (model == Model::serial) limit = 1;
+  if (model == Model::thread_pool && size == PoolSize::workers) limit = std::min<std::uint64_t>(p.k, workers);
+  return std::max<std::uint64_t>(1, std::min(limit, p.n));
+}
+
+std::chrono::microseconds ideal_time(const Params& p, std::uint64_t in_flight) {
+  const std::uint64_t rounds = (p.n + in_flight - 1) / in_flight;
+  return std::chrono::microseconds(rounds * p.delay_us);
+}
+
+bool supports(Model model) { return model != Model::process_pool && model != Model::fibers && model != Model::fibers_mt; }
+
+std::vector<Params> parameter_sets(Suite suite) {
+  constexpr double kFail = 0.01;
+  std::vector<Params> sets;
+  // The whole grid; group:all only where requests fail (without failures it ends
+  // exactly like group:settled).
+  auto grid = [&] {
+    for (std::uint64_t n : {1000, 10000})
+      for (unsigned k : {1, 10, 100, 1000})
+        for (std::uint64_t delay_us : {0, 1000, 10000})
+          for (std::uint64_t bytes : {64, 65536})
+            for (double fail : {0.0, kFail})
+              for (Group group : {Group::settled, Group::all})
+                if (group == Group::settled || fail > 0) sets.push_back({n, k, delay_us, bytes, fail, group});
+  };
+  if (suite == Suite::full) {
+    grid();
+    return sets;
+  }
+  // The cells the report's questions need. The headline: N=10000, K=100, delay
+  // 10 ms, ideal 1 s.
+  sets.push_back({10000, 100, 10000, 64, 0, Group::settled});
+  // Wall time against K (delay 1 ms), the most a model holds (K=1000 at 10 ms).
+  for (unsigned k : suite == Suite::quick ? std::vector<unsigned>{10, 1000} : std::vector<unsigned>{1, 10, 100, 1000})
+    sets.push_back({1000, k, 1000, 64, 0, Group::settled});
+  if (suite == Suite::standard) sets.push_back({10000, 1000, 10000, 64, 0, Group::settled});
+  // Requests per second against wrk at delay 0 (per-request overhead), and with
+  // 64 KiB bodies (copying).
+  for (unsigned k : suite == Suite::quick ? std::vector<unsigned>{100} : std::vector<unsigned>{1, 10, 100})
+    sets.push_back({suite == Suite::quick ? 2000u : 10000u, k, 0, 64, 0, Group::settled});
+  sets.push_back({1000, 10, 0, 65536, 0, Group::settled});
+  // Fail-fast against settled, 1% of requests failing.
+  for (Group group : {Group::all, Group::settled}) sets.push_back({1000, 100, 1000, 64, kFail, group});
+  return sets;
+}
+
+Outcome run(Model model, PoolSize size, Runtimes& runtimes, const Target& target, const Expected& e,
+            Measurements& m) {
+  switch (model) {
+    case Model::serial: return run_serial(target, e, m);
+    case Model::event_loop: return run_event_loop(runtimes.event_loop, target, e, m);
+    case Model::thread_pool:
+      return size == PoolSize::workers ? run_thread_pool(runtimes.thread_pool, target, e, m)
+                                      : run_thread_per_request(target, e, m);
+    default: break;
+  }
+  throw std::invalid_argument("fan_out does not run on " + std::string(model_name(model)));
 }
 
 }  // namespace concbench::fan_out

@@ -119,7 +119,7 @@ bool matches(const Outcome& got, const Expected& want);
 // Checks one response to request `id` and records how it ended: ok for 200 with its
 // body, failed for 500 where it draws a failure. Anything else throws: the server
 // or the client is wrong, and the run must not count it.
-void record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned status, std::string_view body);
+Ending record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned status, std::string_view body);
 
 // What one run measured beside its outcome.
 struct Measurements {
@@ -127,5 +127,34 @@ struct Measurements {
   // group:all: from the first failure until the last sibling stopped; 0 if none failed.
   std::chrono::nanoseconds cancel{0};
 };
+
+// ---- Models -----------------------------------------------------------------------
+
+// thread_pool runs twice: on its pool (pool:workers: --workers threads, so at most
+// that many blocking requests in flight) and with one thread per in-flight request
+// (pool:per_request: K threads).
+enum class PoolSize { workers, per_request };
+std::string_view pool_size_name(PoolSize size);
+
+// How many requests a model holds in flight at most: K, unless its threads cap it.
+std::uint64_t in_flight_limit(Model model, PoolSize size, unsigned workers, const Params& p);
+// ceil(N / in flight) x delay: the wall time of a model that adds nothing.
+std::chrono::microseconds ideal_time(const Params& p, std::uint64_t in_flight);
+// Cells whose ideal wall time is longer are not run (the report lists them).
+inline constexpr std::chrono::seconds kMaxIdealTime{2};
+
+std::vector<Params> parameter_sets(Suite suite);
+bool supports(Model model);  // every model but process_pool
+
+// One function per model. Each sends every request of `e.p` to `target` and
+// returns how they ended; a server that cannot be reached, or a wrong answer,
+// throws.
+Outcome run_serial(const Target& target, const Expected& e, Measurements& m);
+Outcome run_event_loop(EventLoop& loop, const Target& target, const Expected& e, Measurements& m);
+Outcome run_fibers(FiberPool& pool, const Target& target, const Expected& e, Measurements& m);
+Outcome run_thread_pool(ThreadPool& pool, const Target& target, const Expected& e, Measurements& m);
+Outcome run_thread_per_request(const Target& target, const Expected& e, Measurements& m);
+Outcome run(Model model, PoolSize size, Runtimes& runtimes, const Target& target, const Expected& e,
+            Measurements& m);
 
 }  // namespace concbench::fan_out

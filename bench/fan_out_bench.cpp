@@ -1,0 +1,223 @@
+#include "bench/harness.hpp"
+#include "bench/server_process.hpp"
+#include "workloads/fan_out/fan_out.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+namespace concbench {
+
+namespace {
+
+using namespace fan_out;
+
+std::string format_fail(double fail) {
+  std::ostringstream out;
+  out << fail;
+  return out.str();
+}
+
+// /proc/self/status in bytes: VmRSS (resident now) or VmHWM (its peak).
+std::uint64_t status_bytes(std::string_view field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(field, 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;  // "...: N kB"
+  return 0;
+}
+
+// Starts a new peak: writing 5 to clear_refs sets VmHWM to the current RSS.
+void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+std::string escape_json(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// wrk: the peer whose requests per second are the limit line at delay 0. It runs
+// one thread with the same number of connections against the same server.
+struct WrkResult {
+  double requests_per_s = 0, p50_us = 0, p99_us = 0;
+};
+
+double wrk_duration_us(std::string_view text) {
+  double value = 0;
+  std::string unit;
+  std::istringstream(std::string(text)) >> value >> unit;  // "101.00us" reads as 101 then "us"
+  if (unit.empty()) {
+    const auto at = text.find_first_not_of("0123456789.");
+    unit = at == std::string_view::npos ? "" : std::string(text.substr(at));
+  }
+  return unit == "ms" ? value * 1e3 : unit == "s" ? value * 1e6 : unit == "us" ? value : value * 1e6;
+}
+
+WrkResult run_wrk(const Target& target, unsigned connections, std::uint64_t bytes) {
+  const std::string url = "http://" + target.host + ":" + std::to_string(target.port) +
+                          work_target({0, bytes, 0, 1});
+  const std::string command = "wrk -t1 -c" + std::to_string(connections) + " -d2s --latency '" + url + "' 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  if (!pipe) throw std::runtime_error("cannot run wrk");
+  std::string output;
+  char chunk[4096];
+  while (const std::size_t n = std::fread(chunk, 1, sizeof chunk, pipe.get())) output.append(chunk, n);
+  const int status = ::pclose(pipe.release());
+  WrkResult result;
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string first, second;
+    words >> first >> second;
+    if (first == "Requests/sec:") result.requests_per_s = std::stod(second);
+    if (first == "50%") result.p50_us = wrk_duration_us(second);
+    if (first == "99%") result.p99_us = wrk_duration_us(second);
+    if (first == "Non-2xx") throw std::runtime_error("wrk got errors from the server:\n" + output);
+  }
+  if (status != 0 || result.requests_per_s <= 0) throw std::runtime_error("wrk failed:\n" + output);
+  return result;
+}
+
+bool have_wrk() { return std::system("command -v wrk >/dev/null 2>&1") == 0; }
+
+struct Record {
+  std::shared_ptr<const Expected> expected;
+  Measurements measured;
+  Outcome outcome;
+  std::chrono::duration<double> wall{};
+  std::uint64_t rss_before = 0, peak_rss = 0;
+};
+
+void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_flight, Record& r, unsigned workers) {
+  Percentiles q = r.measured.latency.percentiles();
+  const double seconds = r.wall.count();
+  const double ideal_s =
+      std::chrono::duration<double>(ideal_time(p, std::min<std::uint64_t>(p.k, std::max<std::uint64_t>(p.n, 1))))
+          .count();
+  auto& c = state.counters;
+  c["n"] = static_cast<double>(p.n);
+  c["k"] = p.k;
+  c["in_flight_limit"] = static_cast<double>(in_flight);
+  c["ideal_ms"] = ideal_s * 1e3;
+  if (ideal_s > 0) c["ideal_ratio"] = seconds / ideal_s;
+  c["requests_per_s"] = static_cast<double>(p.n) / seconds;
+  c["latency_p50_us"] = q.p50_us;
+  c["latency_p90_us"] = q.p90_us;
+  c["latency_p99_us"] = q.p99_us;
+  c["latency_p999_us"] = q.p999_us;
+  c["latency_max_us"] = q.max_us;
+  c["ok"] = static_cast<double>(r.outcome.ok);
+  c["failed"] = static_cast<double>(r.outcome.failed);
+  c["timed_out"] = static_cast<double>(r.outcome.timed_out);
+  c["cancelled"] = static_cast<double>(r.outcome.cancelled);
+  if (p.group == Group::all && r.measured.cancel.count() > 0)
+    c["cancel_us"] = std::chrono::duration<double, std::micro>(r.measured.cancel).count();
+  c["peak_rss_bytes"] = static_cast<double>(r.peak_rss);
+  c["bytes_per_in_flight"] =
+      static_cast<double>(r.peak_rss > r.rss_before ? r.peak_rss - r.rss_before : 0) / static_cast<double>(in_flight);
+  c["workers"] = workers;
+}
+
+}  // namespace
+
+void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess& server) {
+  const auto sets = parameter_sets(options.suite);
+  std::string skipped;
+  auto skip = [&skipped](const std::string& name, const std::string& reason) {
+    skipped.append(skipped.empty() ? "" : ", ").append("{\"name\": \"").append(escape_json(name));
+    skipped.append("\", \"reason\": \"").append(escape_json(reason)).append("\"}");
+  };
+
+  for (Model model : kModels) {
+    if (!supports(model) || !wants(options, model)) continue;
+    const std::vector<PoolSize> variants =
+        model == Model::thread_pool ? std::vector{PoolSize::workers, PoolSize::per_request} : std::vector{PoolSize::workers};
+    for (PoolSize size : variants) {
+      Keys model_keys;
+      if (model == Model::thread_pool) model_keys.push_back({"pool", std::string(pool_size_name(size))});
+      for (const Params& p : sets) {
+        Keys keys = model_keys;
+        keys.insert(keys.end(), {{"group", std::string(group_name(p.group))},
+                                 {"n", std::to_string(p.n)},
+                                 {"k", std::to_string(p.k)},
+                                 {"delay_us", std::to_string(p.delay_us)},
+                                 {"bytes", std::to_string(p.body_bytes)},
+                                 {"fail", format_fail(p.fail)}});
+        const std::string name = benchmark_name("fan_out", model, keys, runtimes.threads(model));
+        const std::uint64_t in_flight = in_flight_limit(model, size, runtimes.workers, p);
+        if (const auto ideal = ideal_time(p, in_flight); ideal > kMaxIdealTime) {
+          std::ostringstream reason;
+          reason << "ideal " << std::chrono::duration<double>(ideal).count() << " s (" << p.n << " requests, "
+                 << in_flight << " in flight, " << p.delay_us << " us each) exceeds "
+                 << kMaxIdealTime.count() << " s";
+          skip(name, reason.str());
+          continue;
+        }
+        auto record = std::make_shared<Record>();
+        // Computed before the timed loop: the reference the run is checked against,
+        // and the bodies its responses must carry.
+        auto expected = [p, record] {
+          static std::map<Params, std::shared_ptr<const Expected>> cache;
+          auto& e = cache[p];
+          if (!e) e = std::make_shared<const Expected>(reference(p));
+          record->expected = e;
+          return *e;
+        };
+        auto run_once = [&runtimes, &server, model, size, p, record] {
+          const Target& target = server.target();
+          record->measured = {};
+          record->measured.latency.reserve(p.n);
+          reset_peak_memory();
+          record->rss_before = status_bytes("VmRSS:");
+          const auto start = std::chrono::steady_clock::now();
+          record->outcome = run(model, size, runtimes, target, *record->expected, record->measured);
+          record->wall = std::chrono::steady_clock::now() - start;
+          record->peak_rss = status_bytes("VmHWM:");
+          return record->outcome;
+        };
+        register_verified(name, run_once, expected,
+                          [p, in_flight, record, &runtimes](benchmark::State& state) {
+                            add_counters(state, p, in_flight, *record, runtimes.workers);
+                          })
+            ->Iterations(1)
+            ->Repetitions(1);
+      }
+    }
+  }
+
+  if (!options.parallel_only) {
+    if (!have_wrk()) {
+      benchmark::AddCustomContext("fan_out_wrk", "not found: install the Debian package wrk for the peer line");
+    } else {
+      std::set<std::pair<unsigned, std::uint64_t>> peers;  // (connections, bytes) of every delay-0 cell
+      for (const Params& p : sets)
+        if (p.delay_us == 0 && p.fail == 0) peers.insert({p.k, p.body_bytes});
+      for (auto [connections, bytes] : peers) {
+        const std::string name = "fan_out/wrk/k:" + std::to_string(connections) +
+                                 "/delay_us:0/bytes:" + std::to_string(bytes) + "/workers:1";
+        benchmark::RegisterBenchmark(name.c_str(), [&server, connections, bytes](benchmark::State& state) {
+          try {
+            WrkResult result;
+            for (auto _ : state) result = run_wrk(server.target(), connections, bytes);
+            state.counters["requests_per_s"] = result.requests_per_s;
+            state.counters["latency_p50_us"] = result.p50_us;
+            state.counters["latency_p99_us"] = result.p99_us;
+            state.counters["k"] = connections;
+          } catch (const std::exception& e) {
+            state.SkipWithError(e.what());
+          }
+        })->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+      }
+    }
+  }
+  benchmark::AddCustomContext("fan_out_skipped", "[" + skipped + "]");
+  benchmark::AddCustomContext("fan_out_server", server.description());
+}
+
+}  // namespace concbench

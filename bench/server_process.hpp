@@ -1,0 +1,41 @@
+#pragma once
+// The server fan_out talks to: concbench-server started as a child process on an
+// ephemeral port of 127.0.0.1 the first time a benchmark needs it, or a server
+// already running elsewhere (--target). The child is stopped when this object
+// dies, and, should concbench itself die first, by the kernel (PR_SET_PDEATHSIG).
+#include "workloads/fan_out/fan_out.hpp"
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+namespace concbench {
+
+class ServerProcess {
+ public:
+  // `target`: a running server to use instead of a child; `threads`: the child's.
+  ServerProcess(std::optional<fan_out::Target> target, unsigned threads);
+  ~ServerProcess();  // stops the child: SIGTERM, then SIGKILL if it lingers
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Where to send requests; starts the child and waits until it answers on first
+  // use. Throws, with the reason, if it does not start or answer.
+  const fan_out::Target& target();
+  std::string description() const;  // for the run's context
+
+ private:
+  void start();
+
+  std::optional<fan_out::Target> target_;
+  bool external_;
+  unsigned threads_;
+  pid_t child_ = -1;
+};
+
+// "http://HOST:PORT" with HOST an IPv4 address or a bracketed IPv6 one (no names:
+// a benchmark should not measure DNS). nullopt if malformed.
+std::optional<fan_out::Target> parse_target_url(std::string_view url);
+
+}  // namespace concbench
