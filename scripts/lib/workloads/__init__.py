@@ -8,6 +8,6 @@
 Add a workload by writing its module and listing it in MODULES.
 """
 
-from workloads import blocking_stall, cpu_hash
+from workloads import blocking_stall, cpu_hash, fan_out
 
-MODULES = {module.NAME: module for module in (cpu_hash, blocking_stall)}
+MODULES = {module.NAME: module for module in (cpu_hash, blocking_stall, fan_out)}
