@@ -31,7 +31,7 @@ def fan_entry(series, n, k, delay, wall_ms, workers=1, group="settled", body=64,
     1 µs of client CPU per request per ms of wall; 4 KiB per in-flight request."""
     full = name(series, n, k, delay, workers, group, body, fail) + "/iterations:1/repeats:1/process_time/real_time"
     limit = in_flight(series, n, k, workers)
-    ideal_ms = math.ceil(n / limit) * delay / 1e3
+    ideal_ms = math.ceil(n / min(k, n)) * delay / 1e3  # the workload's ideal, whatever the model holds
     base = delay + 100
     entry = {"name": full, "run_name": full, "run_type": "iteration", "repetitions": 1, "repetition_index": 0,
              "iterations": 1, "real_time": wall_ms, "cpu_time": n * 2e-3, "time_unit": "ms",
@@ -132,9 +132,9 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(self.summary["workers"],
                          {"serial": 1, "event_loop": 1, "fibers": 1, "fibers_mt": 2, POOL: 2, PER_REQUEST: 2})
 
-    def test_thread_pool_split_although_parse_name_drops_threads(self):
-        self.assertNotIn("threads", res.parse_name(name(POOL, 1, 1, 0))["params"])
-        self.assertEqual(fo.parse(name(POOL, 1, 1, 0))[0], POOL)
+    def test_thread_pool_split_by_its_pool_key(self):
+        self.assertEqual(fo.parse(name(POOL, 1, 1, 0)), (POOL, fo.parse(name("serial", 1, 1, 0))[1]))
+        self.assertEqual(fo.parse(name(PER_REQUEST, 1, 1, 0))[0], PER_REQUEST)
         # Google Benchmark's own threads:<count> is no series.
         self.assertEqual(fo.parse("fan_out/fibers/threads:2/n:1")[0], "fibers")
 
@@ -322,14 +322,14 @@ class ConclusionsTest(unittest.TestCase):
     def test_ideal_sentence(self):
         self.assertIn("event_loop completes N=10000, K=100, delay 10 ms in 1.02× the ideal 1 s; fibers 1.06×; "
                       "fibers_mt 1.03× with 2 workers; serial was skipped (ideal 100 s exceeds 2 s); "
-                      "thread_pool threads:pool was skipped (ideal 50 s exceeds 2 s); thread_pool "
-                      "threads:per_request has no valid run (ok 9997 + failed 0 + timed_out 0 + cancelled 0 = 9997 "
+                      "thread_pool pool:workers was skipped (ideal 50 s exceeds 2 s); thread_pool "
+                      "pool:per_request has no valid run (ok 9997 + failed 0 + timed_out 0 + cancelled 0 = 9997 "
                       "≠ n 10000 (3 requests unaccounted for)).", self.text)
 
     def test_held_only_phrase(self):
         summary = summarize(fan_results())
-        summary["ideal_cell"]["fibers_mt"].update(in_flight_limit=50, ideal_ms=2000, ratio=0.52)
-        self.assertIn("fibers_mt 0.52× with 2 workers, holding only 50 requests in flight (its ideal 2 s)",
+        summary["ideal_cell"]["fibers_mt"].update(in_flight_limit=50, ratio=2.1)
+        self.assertIn("fibers_mt 2.10× with 2 workers, holding only 50 requests in flight (its own ideal 2 s)",
                       "\n".join(fo.conclusions(summary)))
 
     def test_rate_sentence(self):
@@ -395,9 +395,9 @@ class OutputTest(unittest.TestCase):
         for expected in ("## fan_out: N requests, K in flight",
                          "Server: concbench-server --threads=1 on 127.0.0.1 (child process).",
                          "| event_loop | 1 | 100 | 1 s | 1.02 s | 1.02× |",
-                         "| thread_pool threads:pool | – | – | – | – | skipped: ideal 50 s exceeds 2 s |",
+                         "| thread_pool pool:workers | – | – | – | – | skipped: ideal 50 s exceeds 2 s |",
                          "| event_loop | 1 | 64 | 46k/s | 50k/s | 0.92× |",
-                         "| thread_pool threads:pool | 2 | 1000 | 100 | 1 ms | 2 | 4 KiB | 50 MiB | 2 µs |",
+                         "| thread_pool pool:workers | 2 | 1000 | 100 | 1 ms | 2 | 4 KiB | 50 MiB | 2 µs |",
                          "| event_loop | 1 | 1000 | 10 | 1 ms | 0.01 | all | 40 | 1 | 0 | 959 | 120 ms | 850 µs |",
                          "| `fan_out/serial/group:settled/n:10000/k:100/delay_us:10000/bytes:64/fail:0/workers:1` "
                          "| ideal 100 s exceeds 2 s |",

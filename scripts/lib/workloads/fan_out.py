@@ -1,11 +1,11 @@
 """fan_out: N requests to a local HTTP server that answers each after delay_us, at most
-K in flight. Answers how close each model gets to the ideal wall time ceil(N / in-flight
-limit) x delay, what holding one request in flight costs (client memory and CPU), how
+K in flight. Answers how close each model gets to the ideal wall time ceil(N / K) x delay
+(ideal_ms; a model that holds fewer than K, in_flight_limit, cannot reach it), what holding one request in flight costs (client memory and CPU), how
 fast it serves at delay 0 against `wrk` on the same server (the limit), and what failing
 fast (group:all) does against letting every request settle (group:settled).
 
 Series are the models, thread_pool split by how it holds requests:
-`thread_pool threads:pool` (blocking calls in pool tasks) and `thread_pool threads:per_request`.
+`thread_pool pool:workers` (blocking calls in pool tasks) and `thread_pool pool:per_request`.
 Every selection is at the series' largest --workers measured (summary["workers"]).
 
 Summary layout (JSON-friendly: cells are lists, so no numeric keys):
@@ -69,8 +69,8 @@ CHECKS = {"event_loop_ideal": ("event_loop", "ideal_cell", 1.05, True),
           "fibers_ideal": ("fibers", "ideal_cell", 1.1, True),
           "event_loop_vs_wrk": ("event_loop", "rate_vs_wrk_cell", 0.9, False)}
 
-POOL = "thread_pool threads:pool"
-PER_REQUEST = "thread_pool threads:per_request"
+POOL = "thread_pool pool:workers"
+PER_REQUEST = "thread_pool pool:per_request"
 SERIES_ORDER = ("serial", "event_loop", "fibers", "fibers_mt", POOL, PER_REQUEST)
 
 # The latency plot's y axis is -log10(1 - q): p50 at 0.3, p90 at 1, p99 at 2, p99.9 at 3.
@@ -98,15 +98,13 @@ def _rank(series):
 
 
 def parse(name):
-    """(series, params) of a benchmark name. thread_pool's `threads:<how>` right after the
-    model is read from the name itself: results.parse_name drops every `threads` key, as
-    Google Benchmark appends `threads:<count>` for its own threads."""
+    """(series, params) of a benchmark name: thread_pool's `pool:<workers|per_request>`
+    names the series, as cpu_hash's `ship:` does."""
     parsed = res.parse_name(name)
-    series, parts = parsed["model"], name.split("/")
-    key, _, how = parts[2].partition(":") if len(parts) > 2 else ("", "", "")
-    if key == "threads" and how and not how.isdigit():
-        series = f"{series} threads:{how}"
-    return series, parsed["params"]
+    params = dict(parsed["params"])
+    pool = params.pop("pool", None)
+    series = parsed["model"] if pool is None else f"{parsed['model']} pool:{pool}"
+    return series, params
 
 
 def _matches(point, where):
@@ -368,7 +366,7 @@ def _count(value):
 
 
 def _series_color(series):
-    # threads:pool is the classic thread pool and keeps its colour; per_request gets a spare one.
+    # pool:workers is the classic thread pool and keeps its colour; per_request gets a spare one.
     return color_for("thread_pool") if series == POOL else color_for(series)
 
 
@@ -609,8 +607,9 @@ def _ideal_sentence(summary):
             continue
         held = ""
         if c["in_flight_limit"] is not None and c["in_flight_limit"] < IDEAL_CELL["k"]:
-            held = (f", holding only {c['in_flight_limit']:g} requests in flight (its ideal "
-                    f"{format_ms(c['ideal_ms'])})")
+            own = dict(IDEAL_CELL, k=c["in_flight_limit"])
+            held = (f", holding only {c['in_flight_limit']:g} requests in flight (its own ideal "
+                    f"{format_ms(_nominal_ideal_ms(own))})")
         if lead is None:
             lead = f"{series} completes {where} in {c['ratio']:.2f}× the ideal {ideal}{_with_workers(c['workers'])}{held}"
         else:
