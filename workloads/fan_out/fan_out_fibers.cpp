@@ -1,0 +1,182 @@
+// fibers and fibers_mt: one fiber per request, as Go runs a goroutine per request
+// with a semaphore of K. Code reads as blocking calls; each one is a Beast
+// operation on the pool thread's own io_context, and fiber_await suspends only the
+// fiber that waits (the thread runs the other fibers and the reactor). The timeout
+// is the stream's own deadline (Beast's timer race on the socket's thread);
+// fail-fast cancels each connection in use on that thread.
+#include "workloads/fan_out/fan_out.hpp"
+
+#include "models/fiber_io.hpp"
+#include "workloads/fan_out/fan_out_http.hpp"
+
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/fiber/condition_variable.hpp>
+#include <boost/fiber/mutex.hpp>
+
+#include <memory>
+#include <mutex>
+#include <set>
+
+namespace concbench::fan_out {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using boost::system::error_code;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct Connection {
+  Connection() : stream(FiberPool::thread_context()) {}  // on the creating fiber's thread
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+};
+
+struct FiberFanOut {
+  FiberFanOut(const Target& target, const Expected& e, Measurements& m)
+      : e(e), m(m), endpoint(endpoint_of(target)), free_permits(e.p.k) {}
+
+  const Expected& e;
+  Measurements& m;
+  asio::ip::tcp::endpoint endpoint;
+  Tally tally;
+  std::atomic<bool> stopping{false};  // group:all after a failure, or a fatal error
+
+  // Guards what follows; fibers of several threads share it (fibers_mt).
+  boost::fibers::mutex mutex;
+  boost::fibers::condition_variable changed;  // a permit freed, a request ended, or the group stopped
+  std::uint64_t free_permits;
+  std::uint64_t running = 0;
+  std::vector<std::shared_ptr<Connection>> all;   // every connection, closed on its thread at the end
+  std::vector<std::shared_ptr<Connection>> idle;  // keep-alive connections not in use
+  std::set<std::shared_ptr<Connection>> busy;     // connections with a request on them
+  std::exception_ptr fatal;
+  Clock::time_point first_failure;
+
+  // Runs on the stream's thread (Asio I/O objects are not thread-safe). Once the
+  // group stopped, an operation completes at once as aborted: a cancel posted
+  // before it started would have missed it.
+  template <class... Args, class Start>
+  std::tuple<error_code, Args...> await(Connection& c, Start start) {
+    return fiber_await<error_code, Args...>(c.stream.get_executor(), [this, start](auto handler) mutable {
+      if (stopping) return handler(asio::error::operation_aborted, Args{}...);
+      start(std::move(handler));
+    });
+  }
+
+  void stop(std::exception_ptr error) {
+    std::unique_lock lock(mutex);
+    if (error && !fatal) fatal = error;
+    if (stopping.exchange(true)) return;
+    first_failure = Clock::now();
+    for (const auto& c : busy)
+      asio::post(c->stream.get_executor(), [c] { c->stream.cancel(); });  // keeps c alive until it ran
+    changed.notify_all();
+  }
+};
+
+// Request id on connection c: the ending, or nullopt if the group stopped it.
+std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) {
+  auto failed = [&](const error_code& ec) -> std::optional<Ending> {
+    if (ec == beast::error::timeout) return Ending::timed_out;
+    if (ec == asio::error::operation_aborted) return std::nullopt;
+    throw unreachable(f.endpoint, ec);
+  };
+  const auto deadline = Clock::now() + f.e.p.timeout;
+  if (!c.stream.socket().is_open()) {
+    auto [ec] = f.await(c, [&](auto handler) {
+      c.stream.expires_at(deadline);
+      c.stream.async_connect(f.endpoint, std::move(handler));
+    });
+    if (ec) return failed(ec);
+  }
+  const Request request = make_request(f.e.p, id, f.endpoint);
+  auto [write_error, written] = f.await<std::size_t>(c, [&](auto handler) {
+    c.stream.expires_at(deadline);
+    http::async_write(c.stream, request, std::move(handler));
+  });
+  if (write_error) return failed(write_error);
+  Parser parser;
+  limit_body(parser, f.e.p);
+  auto [read_error, read] = f.await<std::size_t>(c, [&](auto handler) {
+    http::async_read(c.stream, c.buffer, parser, std::move(handler));
+  });
+  if (read_error) return failed(read_error);
+  const auto& response = parser.get();
+  const Ending ending = record_response(f.tally, f.e, id, response.result_int(), response.body());
+  if (!response.keep_alive()) f.await(c, [&](auto handler) { c.stream.close(), handler(error_code{}); });
+  return ending;
+}
+
+void fetch(FiberFanOut& f, std::uint64_t id) {
+  std::optional<Ending> ending;
+  std::shared_ptr<Connection> c;
+  {
+    std::unique_lock lock(f.mutex);
+    f.changed.wait(lock, [&] { return f.free_permits > 0 || f.stopping; });
+    if (!f.stopping) {
+      --f.free_permits;
+      if (f.idle.empty()) {
+        c = f.all.emplace_back(std::make_shared<Connection>());
+      } else {
+        c = std::move(f.idle.back());
+        f.idle.pop_back();
+      }
+      f.busy.insert(c);
+    }
+  }
+  if (c) {
+    const auto start = Clock::now();
+    try {
+      ending = exchange(f, *c, id);
+    } catch (...) {
+      f.stop(std::current_exception());
+    }
+    const auto end = Clock::now();
+    std::unique_lock lock(f.mutex);
+    ++f.free_permits;
+    f.busy.erase(c);
+    const bool answered = ending == Ending::ok || ending == Ending::failed;
+    if (answered && c->stream.socket().is_open()) f.idle.push_back(std::move(c));
+    if (ending) f.m.latency.record(end - start);
+  }
+  if (ending == Ending::timed_out) f.tally.end(id, Ending::timed_out);
+  if (!ending) f.tally.end(id, Ending::cancelled);
+  if (f.e.p.group == Group::all && ending && *ending != Ending::ok) f.stop(nullptr);
+  std::unique_lock lock(f.mutex);
+  if (--f.running == 0 && f.stopping) f.m.cancel = Clock::now() - f.first_failure;
+  f.changed.notify_all();
+}
+
+}  // namespace
+
+Outcome run_fibers(FiberPool& pool, const Target& target, const Expected& e, Measurements& m) {
+  FiberFanOut f(target, e, m);
+  f.running = e.p.n;
+  pool.run([&] {
+    // Through the pool's channel, so that an idle thread of fibers_mt takes some.
+    for (std::uint64_t id = 0; id < e.p.n; ++id) pool.post([&f, id] { fetch(f, id); });
+    {
+      std::unique_lock lock(f.mutex);
+      f.changed.wait(lock, [&] { return f.running == 0; });
+      f.idle.clear();
+    }
+    // Each connection is closed and freed on the thread whose io_context owns it,
+    // after any cancel still queued there.
+    for (auto& c : f.all) {
+      const auto executor = c->stream.get_executor();
+      fiber_await<>(executor, [c = std::move(c)](auto done) mutable {
+        c.reset();
+        done();
+      });
+    }
+  });
+  if (f.fatal) std::rethrow_exception(f.fatal);
+  return f.tally.outcome();
+}
+
+}  // namespace concbench::fan_out
