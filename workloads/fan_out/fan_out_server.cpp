@@ -1,0 +1,199 @@
+#include "workloads/fan_out/fan_out_server.hpp"
+
+#include "workloads/fan_out/fan_out.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace concbench::fan_out {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Request = http::request<http::empty_body>;
+using Response = http::response<http::string_body>;
+using namespace std::chrono_literals;
+
+constexpr std::uint32_t kHeaderLimit = 8 * 1024;
+constexpr std::uint64_t kBodyLimit = 1024;  // moot with empty_body (any body is an error), but kept small
+
+Response text_response(http::status status, unsigned version, std::string text) {
+  Response res(status, version);
+  res.set(http::field::content_type, "text/plain");
+  res.body() = std::move(text) + "\n";
+  res.prepare_payload();
+  return res;
+}
+
+// The answer to a well-formed request, after its delay.
+asio::awaitable<Response> answer(const Request& req) {
+  if (req.method() != http::verb::get)
+    co_return text_response(http::status::bad_request, req.version(), "only GET is served");
+  const auto q = parse_work_target(std::string_view(req.target()));
+  if (!q)
+    co_return text_response(http::status::bad_request, req.version(),
+                            "expected /work?delay_us=D&bytes=B&fail=P&id=I, each key at most once and in range");
+  if (q->delay_us > 0) {
+    // A timer, so that the requests that wait share the thread with those that run.
+    auto executor = co_await asio::this_coro::executor;
+    asio::steady_timer delay(executor, std::chrono::microseconds(q->delay_us));
+    co_await delay.async_wait(asio::use_awaitable);
+  }
+  if (draws_failure(q->id, q->fail))
+    co_return text_response(http::status::internal_server_error, req.version(),
+                            "request " + std::to_string(q->id) + " drew a failure");
+  Response res(http::status::ok, req.version());
+  res.set(http::field::content_type, "application/octet-stream");
+  res.body().resize(q->bytes);
+  fill_body(q->id, res.body());
+  res.prepare_payload();
+  co_return res;
+}
+
+// A parse error of the request itself, as opposed to a peer that left or went quiet.
+bool is_malformed(const beast::error_code& ec) {
+  static const auto& http_errors = make_error_code(http::error::bad_target).category();
+  return ec.category() == http_errors && ec != http::error::end_of_stream && ec != http::error::partial_message;
+}
+
+asio::awaitable<void> session(tcp::socket socket, std::chrono::milliseconds idle_timeout) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(kBodyLimit);
+    // Bounds the wait for the next request and each part of it: an idle keep-alive
+    // connection and a half-sent request are closed alike.
+    stream.expires_after(idle_timeout);
+    const auto [read_error, read_bytes] =
+        co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+    if (read_error) {
+      // What follows unparsable bytes cannot be framed: answer if the peer listens, then close.
+      if (is_malformed(read_error)) {
+        Response res = text_response(read_error == http::error::header_limit
+                                         ? http::status::request_header_fields_too_large
+                                         : http::status::bad_request,
+                                     11, "malformed request: " + read_error.message());
+        res.keep_alive(false);
+        stream.expires_after(idle_timeout);
+        co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+      }
+      break;
+    }
+    const Request& req = parser.get();
+    Response res = co_await answer(req);
+    res.keep_alive(req.keep_alive());
+    // The delay may have outlasted the read's expiry, which would fail the write at once.
+    // A peer that does not take the response is as gone as an idle one; a large body
+    // gets a microsecond a byte on top (1 MB/s, far below loopback's speed).
+    stream.expires_after(idle_timeout + std::chrono::microseconds(res.body().size()));
+    const auto [write_error, written] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+    if (write_error || !res.keep_alive()) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::chrono::milliseconds idle_timeout) {
+  for (;;) {
+    // A strand per connection: with several threads, its socket, stream timer and
+    // delay timer are still used by one thread at a time.
+    tcp::socket socket(asio::make_strand(acceptor.get_executor()));
+    const auto [ec] = co_await acceptor.async_accept(socket, asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Out of descriptors and the like: pause instead of spinning, then go on.
+      asio::steady_timer pause(acceptor.get_executor(), 50ms);
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    auto executor = socket.get_executor();
+    // Detached: a session that throws (no memory for a huge body) loses only its own
+    // connection, whose socket its frame closes.
+    asio::co_spawn(executor, session(std::move(socket), idle_timeout), asio::detached);
+  }
+}
+
+}  // namespace
+
+Server::Server(const ServerOptions& options)
+    : options_(options),
+      context_(std::make_unique<asio::io_context>(static_cast<int>(options.threads))),
+      acceptor_(std::make_unique<tcp::acceptor>(*context_)) {
+  const std::string where = options.bind + ":" + std::to_string(options.port);
+  if (options.threads == 0) throw std::runtime_error("cannot serve on " + where + " with 0 threads");
+  auto check = [&](const boost::system::error_code& ec) {
+    if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+  };
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(options.bind, ec);
+  check(ec);
+  const tcp::endpoint endpoint(address, options.port);
+  acceptor_->open(endpoint.protocol(), ec);
+  check(ec);
+  // Restarting on a port whose old connections linger in TIME_WAIT; a port that
+  // someone listens on still fails.
+  acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+  check(ec);
+  acceptor_->bind(endpoint, ec);
+  check(ec);
+  acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  check(ec);
+  port_ = acceptor_->local_endpoint().port();
+  asio::co_spawn(*context_, accept_loop(*acceptor_, options_.idle_timeout), asio::detached);
+}
+
+Server::~Server() = default;
+
+void Server::run() {
+  asio::io_context* context;
+  {
+    std::lock_guard lock(mutex_);
+    context = context_.get();
+  }
+  if (!context) throw std::logic_error("fan_out::Server::run() called twice");
+  {
+    std::vector<std::jthread> helpers;
+    for (unsigned i = 1; i < options_.threads; ++i) helpers.emplace_back([context] { context->run(); });
+    context->run();
+  }  // joins the helpers
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<asio::io_context> owned;
+  {
+    std::lock_guard lock(mutex_);
+    acceptor = std::move(acceptor_);
+    owned = std::move(context_);
+  }
+  acceptor.reset();
+  owned.reset();  // destroys the suspended sessions: their connections close
+}
+
+void Server::stop() {
+  std::lock_guard lock(mutex_);
+  if (context_) context_->stop();
+}
+
+}  // namespace concbench::fan_out
