@@ -123,9 +123,10 @@ FiberPool::FiberPool(FiberScheduler scheduler, unsigned thread_count) {
   if (thread_count == 0) throw std::invalid_argument("FiberPool needs at least one thread");
   if (scheduler == FiberScheduler::round_robin && thread_count != 1)
     throw std::invalid_argument("a round_robin FiberPool runs on exactly one thread");
+  schedulers_.resize(thread_count);
   threads_.reserve(thread_count);
   for (unsigned i = 0; i < thread_count; ++i)
-    threads_.emplace_back([this, scheduler, thread_count] { thread_main(scheduler, thread_count); });
+    threads_.emplace_back([this, scheduler, i, thread_count] { thread_main(scheduler, i, thread_count); });
 }
 
 FiberPool::~FiberPool() {
@@ -148,7 +149,7 @@ void FiberPool::job_done() {
   }
 }
 
-void FiberPool::thread_main(FiberScheduler scheduler, unsigned thread_count) {
+void FiberPool::thread_main(FiberScheduler scheduler, unsigned index, unsigned thread_count) {
   boost::intrusive_ptr<boost::fibers::algo::algorithm> inner;
   if (scheduler == FiberScheduler::work_stealing) {
     // suspend=true: an idle thread sleeps instead of spinning, so process CPU time
@@ -158,9 +159,11 @@ void FiberPool::thread_main(FiberScheduler scheduler, unsigned thread_count) {
   } else {
     inner = new boost::fibers::algo::round_robin();
   }
-  // The scheduler owns the wrapper, and so the io_context, until the thread's
-  // fiber runtime shuts down: fibers still finishing then can use it.
+  // The thread's fiber scheduler and the pool share the wrapper, and so the
+  // io_context: fibers still finishing when the thread's fiber runtime shuts down
+  // can use it, and other threads can post to it until the pool is destroyed.
   boost::intrusive_ptr<IoScheduler> algo(new IoScheduler(std::move(inner), pending_io_));
+  schedulers_[index] = algo;
   boost::fibers::context::active()->get_scheduler()->set_algo(algo);
   this_pool_thread = {&algo->io(), &pending_io_};
 

@@ -23,6 +23,7 @@
 // only while the pool has operations outstanding (see fiber_io.hpp), so work
 // without I/O pays nothing for it.
 #include <boost/asio/io_context.hpp>
+#include <boost/fiber/algo/algorithm.hpp>
 #include <boost/fiber/buffered_channel.hpp>
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/future.hpp>
@@ -49,7 +50,8 @@ class FiberPool {
   FiberPool(FiberScheduler scheduler, unsigned threads);
   // Closes the job channel and joins the threads. Each thread keeps running its
   // fibers and its io_context until every job of the pool has returned (a fiber
-  // may use a socket of another thread's io_context), then lets its io_context go.
+  // may use a socket of another thread's io_context), then exits; the io_contexts
+  // go last, once no thread can wake another.
   ~FiberPool();
   FiberPool(const FiberPool&) = delete;
   FiberPool& operator=(const FiberPool&) = delete;
@@ -108,10 +110,14 @@ class FiberPool {
   };
 
  private:
-  void thread_main(FiberScheduler scheduler, unsigned thread_count);
+  void thread_main(FiberScheduler scheduler, unsigned index, unsigned thread_count);
   void job_done();
 
   boost::fibers::buffered_channel<std::function<void()>> jobs_{64};
+  // Each thread's scheduling algorithm, which owns its io_context: shared with
+  // the thread's fiber scheduler and kept until the threads are joined, so that a
+  // wake-up from another thread never reaches an io_context already gone.
+  std::vector<boost::intrusive_ptr<boost::fibers::algo::algorithm>> schedulers_;
   std::vector<std::thread> threads_;
   // Jobs posted and not yet returned: the threads wait for zero before they exit.
   std::atomic<std::size_t> live_jobs_{0};
