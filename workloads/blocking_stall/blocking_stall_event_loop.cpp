@@ -89,7 +89,7 @@ asio::awaitable<Outcome> serve_all(Runtimes& runtimes, const Params& p, Measurem
   // Not co_await inside the braces: GCC 12 miscompiles co_await in aggregate
   // initialisers (the object came out corrupted).
   auto executor = co_await asio::this_coro::executor;
-  LoopRun run{runtimes, p, m, schedule(p), Clock::now(), asio::steady_timer(executor)};
+  LoopRun run{runtimes, p, m, schedule(p), Clock::now(), asio::steady_timer(executor), {}};
   run.all_done.expires_at(Clock::time_point::max());
   co_await (arrivals(run) && ticker(run));
   co_return run.outcome;

@@ -79,8 +79,10 @@ void fill_body(std::uint64_t id, std::span<char> out) {
     const std::uint64_t w = seed + j * kGolden;
     std::memcpy(out.data() + j * 8, &w, 8);
   }
-  const std::uint64_t last = seed + words * kGolden;
-  std::memcpy(out.data() + words * 8, &last, out.size() % 8);
+  if (const std::size_t tail = out.size() % 8) {
+    const std::uint64_t last = seed + words * kGolden;
+    std::memcpy(out.data() + words * 8, &last, tail);
+  }
 }
 
 std::uint64_t body_checksum(std::span<const char> body) {
@@ -180,7 +182,7 @@ std::chrono::microseconds ideal_time(const Params& p, std::uint64_t in_flight) {
   return std::chrono::microseconds(rounds * p.delay_us);
 }
 
-bool supports(Model model) { return model != Model::process_pool && model != Model::fibers && model != Model::fibers_mt; }
+bool supports(Model model) { return model != Model::process_pool; }
 
 std::vector<Params> parameter_sets(Suite suite) {
   constexpr double kFail = 0.01;
@@ -222,10 +224,12 @@ Outcome run(Model model, PoolSize size, Runtimes& runtimes, const Target& target
   switch (model) {
     case Model::serial: return run_serial(target, e, m);
     case Model::event_loop: return run_event_loop(runtimes.event_loop, target, e, m);
+    case Model::fibers: return run_fibers(runtimes.fibers, target, e, m);
+    case Model::fibers_mt: return run_fibers(runtimes.fibers_mt, target, e, m);
     case Model::thread_pool:
       return size == PoolSize::workers ? run_thread_pool(runtimes.thread_pool, target, e, m)
                                       : run_thread_per_request(target, e, m);
-    default: break;
+    case Model::process_pool: break;
   }
   throw std::invalid_argument("fan_out does not run on " + std::string(model_name(model)));
 }

@@ -1,7 +1,9 @@
 // event_loop: one coroutine per request on the loop's one thread, as with asyncio
 // (gather of N tasks and a Semaphore(K)). The cap is a buffered channel of K slots
-// (Go's semaphore idiom on Asio's channel); the timeout races the request against
-// a timer; fail-fast cancels every unfinished sibling through its cancellation slot.
+// (Go's semaphore idiom on Asio's channel). The timeout is the stream's deadline: a
+// timer that Beast races against each operation, cancelling it on expiry. Fail-fast
+// cancels every sibling waiting for a slot through its cancellation slot, and every
+// connection in use directly.
 #include "workloads/fan_out/fan_out.hpp"
 
 #include "workloads/fan_out/fan_out_http.hpp"
@@ -11,9 +13,9 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -22,6 +24,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <memory>
+#include <set>
 
 namespace concbench::fan_out {
 
@@ -48,6 +51,7 @@ struct FanOut {
   Tally tally;
   asio::experimental::channel<void(error_code)> permits;  // one buffered message per request in flight
   std::vector<std::unique_ptr<Connection>> idle;          // keep-alive connections not in use
+  std::set<Connection*> busy;                             // connections with a request on them
   std::vector<asio::cancellation_signal> cancel;          // by id: stops that request
   std::vector<bool> ended;
   std::uint64_t running = 0;
@@ -63,17 +67,20 @@ struct FanOut {
     first_failure = Clock::now();
     for (std::uint64_t id = 0; id < cancel.size(); ++id)
       if (id != except && !ended[id]) cancel[id].emit(asio::cancellation_type::terminal);
+    for (Connection* c : busy) c->stream.cancel();
   }
 };
 
-// Sends request `id` on `c` and reads its answer.
+// Sends request `id` on `c` and reads its answer, all within the timeout.
 asio::awaitable<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
+  c.stream.expires_after(f.e.p.timeout);
   if (!c.stream.socket().is_open()) co_await c.stream.async_connect(f.endpoint, asio::use_awaitable);
   const auto request = make_request(f.e.p, id, f.endpoint);
   co_await http::async_write(c.stream, request, asio::use_awaitable);
   Parser parser;
   limit_body(parser, f.e.p);
   co_await http::async_read(c.stream, c.buffer, parser, asio::use_awaitable);
+  c.stream.expires_never();
   const auto& response = parser.get();
   const Ending ending = record_response(f.tally, f.e, id, response.result_int(), response.body());
   if (!response.keep_alive()) c.stream.close();
@@ -81,7 +88,6 @@ asio::awaitable<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
 }
 
 asio::awaitable<void> fetch(FanOut& f, std::uint64_t id) {
-  using namespace asio::experimental::awaitable_operators;
   const auto executor = co_await asio::this_coro::executor;
   std::optional<Ending> ending;  // none: it never got its answer
   try {
@@ -99,13 +105,18 @@ asio::awaitable<void> fetch(FanOut& f, std::uint64_t id) {
         c = std::move(f.idle.back());
         f.idle.pop_back();
       }
-      asio::steady_timer timeout(executor, f.e.p.timeout);
-      auto answer = co_await (exchange(f, *c, id) || timeout.async_wait(asio::use_awaitable));
-      if (answer.index() == 0) {
-        ending = std::get<0>(answer);
+      f.busy.insert(c.get());
+      struct Unbusy {
+        FanOut& f;
+        Connection* c;
+        ~Unbusy() { f.busy.erase(c); }
+      } unbusy{f, c.get()};
+      try {
+        ending = co_await exchange(f, *c, id);
         if (c->stream.socket().is_open()) f.idle.push_back(std::move(c));
-      } else {
-        f.tally.end(id, Ending::timed_out);  // the connection is mid-request: dropped
+      } catch (const boost::system::system_error& error) {
+        if (error.code() != beast::error::timeout) throw;
+        f.tally.end(id, Ending::timed_out);  // Beast closed the connection
         ending = Ending::timed_out;
       }
       f.m.latency.record(Clock::now() - start);
@@ -115,8 +126,7 @@ asio::awaitable<void> fetch(FanOut& f, std::uint64_t id) {
     // on loopback (refused, reset): that one fails the run.
     const bool cancelled = error.code() == asio::error::operation_aborted ||
                            error.code() == asio::experimental::error::channel_cancelled;
-    if (!cancelled && !f.fatal)
-      f.fatal = std::make_exception_ptr(unreachable(f.endpoint, error.code()));
+    if (!cancelled && !f.fatal) f.fatal = std::make_exception_ptr(unreachable(f.endpoint, error.code()));
   } catch (...) {
     if (!f.fatal) f.fatal = std::current_exception();
   }
