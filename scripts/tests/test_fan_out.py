@@ -326,6 +326,21 @@ class ConclusionsTest(unittest.TestCase):
                       "pool:per_request has no valid run (ok 9997 + failed 0 + timed_out 0 + cancelled 0 = 9997 "
                       "≠ n 10000 (3 requests unaccounted for)).", self.text)
 
+    def test_wrk_at_the_headline_cell_is_the_floor(self):
+        data = fan_results()
+        peer = wrk_entry(100, 8950)
+        peer["name"] = peer["run_name"] = peer["name"].replace("delay_us:0/", "delay_us:10000/")
+        peer["ideal_ratio"] = 100 / 0.01 / 8950
+        data["benchmarks"].append(peer)
+        summary = summarize(data)
+        self.assertAlmostEqual(summary["wrk_ideal_ratio"], 1.117, places=3)
+        self.assertIn("wrk, driving the same server with 100 connections, reaches 1.12× the ideal there",
+                      "\n".join(fo.conclusions(summary)))
+        self.assertIn("| wrk (peer, 100 connections for 2 s) | – | 100 | – | – | 1.12× |", "\n".join(fo._ideal_table(summary)))
+        # It is no delay-0 peer: the rate comparison is unchanged.
+        self.assertEqual(summary["rate_vs_wrk"], summarize(fan_results())["rate_vs_wrk"])
+        self.assertIsNone(summarize(fan_results())["wrk_ideal_ratio"])
+
     def test_held_only_phrase(self):
         summary = summarize(fan_results())
         summary["ideal_cell"]["fibers_mt"].update(in_flight_limit=50, ratio=2.1)

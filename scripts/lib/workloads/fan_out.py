@@ -15,7 +15,8 @@ Summary layout (JSON-friendly: cells are lists, so no numeric keys):
                     cpu_us_per_request, in_flight_limit, ideal_ms, ideal_ratio, requests_per_s,
                     latency_p50_us ... latency_max_us, ok, failed, timed_out, cancelled,
                     cancel_us, peak_rss_bytes, bytes_per_in_flight}]   valid cells only, sorted
-  wrk = [{k, delay_us, bytes, requests_per_s, latency_p50_us, latency_p99_us}]
+  wrk = [{k, delay_us, bytes, requests_per_s, latency_p50_us, latency_p99_us, ideal_ratio}]
+  wrk_ideal_ratio           wrk's wall / ideal at IDEAL_CELL's K and delay (the floor); null if not run
   ideal_ratio[series]       wall / ideal at IDEAL_CELL; null where that cell has no valid run
   ideal_cell[series]        the same with status (measured | skipped | error | invalid | not_run |
                             no_ratio), reason, workers, in_flight_limit, ideal_ms, wall_ms
@@ -125,7 +126,8 @@ def summarize(records, results):
             errors.append({"name": r["name"], "message": r["error"] or f"no {absent[0]} in the benchmark name"})
         elif series == WRK:
             wrk.append({"k": params.get("k"), "delay_us": params.get("delay_us"), "bytes": params.get("bytes"),
-                        **{f: _float(r.get(f)) for f in ("requests_per_s", "latency_p50_us", "latency_p99_us")}})
+                        **{f: _float(r.get(f)) for f in ("requests_per_s", "latency_p50_us", "latency_p99_us",
+                                                         "ideal_ratio")}})
         elif r["name"] not in invalid:
             cells.setdefault(series, []).append(_cell(r, params))
     skipped, notes = _skipped(results)
@@ -142,6 +144,9 @@ def summarize(records, results):
         "errors": errors, "count_mismatches": mismatches, "notes": notes,
     }
     summary["ideal_cell"] = {s: _ideal(summary, s) for s in order}
+    summary["wrk_ideal_ratio"] = next((w["ideal_ratio"] for w in summary["wrk"]
+                                       if (w["k"], w["delay_us"], w["bytes"]) ==
+                                       (IDEAL_CELL["k"], IDEAL_CELL["delay_us"], IDEAL_CELL["bytes"])), None)
     summary["ideal_ratio"] = {s: c["ratio"] for s, c in summary["ideal_cell"].items()}
     summary["rate_vs_wrk_cell"] = {s: _rate_vs_wrk(summary, s) for s in order}
     summary["rate_vs_wrk"] = {s: c["ratio"] for s, c in summary["rate_vs_wrk_cell"].items()}
@@ -535,6 +540,9 @@ def _ideal_table(summary):
             lines.append(f"| {series} | {c['workers']:g} | {_count(c['in_flight_limit'])} | "
                          f"{format_ms(c['ideal_ms'])} | {format_ms(c['wall_ms'])} | "
                          + ("–" if c["ratio"] is None else f"{c['ratio']:.2f}×") + " |")
+    if summary.get("wrk_ideal_ratio") is not None:
+        lines.append(f"| wrk (peer, {IDEAL_CELL['k']} connections for 2 s) | – | {IDEAL_CELL['k']} | – | – | "
+                     f"{summary['wrk_ideal_ratio']:.2f}× |")
     return lines
 
 
@@ -614,9 +622,14 @@ def _ideal_sentence(summary):
             lead = f"{series} completes {where} in {c['ratio']:.2f}× the ideal {ideal}{_with_workers(c['workers'])}{held}"
         else:
             parts.append(f"{series} {c['ratio']:.2f}×{_with_workers(c['workers'])}{held}")
+    floor = ([f"wrk, driving the same server with {IDEAL_CELL['k']} connections, reaches "
+              f"{summary['wrk_ideal_ratio']:.2f}× the ideal there: what this machine and server allow a "
+              "lean client (requests that start together finish together, and each batch is "
+              "served one request at a time on both sides)."]
+             if summary.get("wrk_ideal_ratio") is not None else [])
     if lead is None:
-        return [f"No series completed {where} (ideal {ideal}): " + "; ".join(missing) + "."]
-    return ["; ".join([lead] + parts + missing) + "."]
+        return [f"No series completed {where} (ideal {ideal}): " + "; ".join(missing) + "."] + floor
+    return ["; ".join([lead] + parts + missing) + "."] + floor
 
 
 def _rate_sentence(summary):
