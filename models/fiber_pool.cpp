@@ -31,9 +31,10 @@ using TimePoint = std::chrono::steady_clock::time_point;
 // and, through pick_next, from any fiber that suspends, sometimes while that fiber
 // holds a spinlock of the primitive it waits on. Handlers therefore run only on
 // the dispatcher: in suspend_until, and in pick_next when the dispatcher is the
-// caller. A handler must not suspend (it runs on the dispatcher) and must not
-// throw (these functions are noexcept); the ones fiber_await installs only set a
-// promise, which readies the waiting fiber.
+// caller. A handler must not suspend (it runs on the dispatcher, and a
+// dispatcher that waits leaves Boost.Fiber with no fiber to switch to) and must
+// not throw (these functions are noexcept); the ones fiber_await installs only
+// fill a result slot and notify a fiber condition variable, which never suspends.
 class IoScheduler final : public boost::fibers::algo::algorithm {
  public:
   IoScheduler(boost::intrusive_ptr<algorithm> inner, const std::atomic<std::size_t>& pending_io)

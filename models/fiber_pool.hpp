@@ -22,6 +22,12 @@
 // fibers are ready it still polls the io_context once per scheduler round, but
 // only while the pool has operations outstanding (see fiber_io.hpp), so work
 // without I/O pays nothing for it.
+//
+// Handlers posted to a pool thread's io_context run on its fiber scheduler, not
+// in a fiber: they must neither throw nor suspend, and suspending includes
+// locking a fiber mutex, as boost::fibers::promise::set_value does (it suspends
+// when the waiting fiber holds the promise's mutex on another thread). Wake
+// fibers from handlers through fiber_await (fiber_io.hpp).
 #include <boost/asio/io_context.hpp>
 #include <boost/fiber/algo/algorithm.hpp>
 #include <boost/fiber/buffered_channel.hpp>

@@ -1,10 +1,16 @@
+#include "models/fiber_io.hpp"
 #include "models/offload.hpp"
 #include "models/test_main.hpp"
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/fiber/future.hpp>
 #include <boost/fiber/operations.hpp>
 #include <gtest/gtest.h>
@@ -14,14 +20,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 
 namespace concbench {
@@ -91,6 +101,328 @@ TEST(FiberPool, WorkStealingSpreadsBusyFibersOverItsThreads) {
 TEST(FiberPool, RejectsBadSizes) {
   EXPECT_THROW(FiberPool(FiberScheduler::round_robin, 2), std::invalid_argument);
   EXPECT_THROW(FiberPool(FiberScheduler::round_robin, 0), std::invalid_argument);
+}
+
+// ---- fibers: I/O on the pool's own threads ----
+
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+
+// Waits on `timer` from a fiber; returns the wait's error code.
+error_code wait_on(asio::steady_timer& timer) {
+  auto [ec] = fiber_await<error_code>(timer.get_executor(), [&](auto done) { timer.async_wait(std::move(done)); });
+  return ec;
+}
+
+// A connected pair of sockets over loopback, both of the calling thread's context.
+std::pair<tcp::socket, tcp::socket> loopback_pair() {
+  tcp::acceptor acceptor(FiberPool::thread_context(), {asio::ip::make_address("127.0.0.1"), 0});
+  tcp::socket client(FiberPool::thread_context());
+  auto accepting = boost::fibers::async([&] {
+    return fiber_await<error_code, tcp::socket>(acceptor.get_executor(),
+                                                 [&](auto done) { acceptor.async_accept(std::move(done)); });
+  });
+  auto [connect_ec] = fiber_await<error_code>(
+      client.get_executor(), [&](auto done) { client.async_connect(acceptor.local_endpoint(), std::move(done)); });
+  auto [accept_ec, server] = accepting.get();
+  if (connect_ec || accept_ec) throw boost::system::system_error(connect_ec ? connect_ec : accept_ec);
+  return {std::move(client), std::move(server)};
+}
+
+TEST(FiberIo, ThreadContextIsThePoolThreadsOwn) {
+  EXPECT_THROW(FiberPool::thread_context(), std::logic_error);
+  auto [first, again] = rt().fibers.run([] { return std::pair{&FiberPool::thread_context(), &FiberPool::thread_context()}; });
+  EXPECT_EQ(first, again);
+  EXPECT_NE(first, rt().fibers_mt.run([] { return &FiberPool::thread_context(); }));
+}
+
+TEST(FiberIo, TimerWaitSuspendsOnlyItsFiber) {
+  auto [order, ticks, waited, ec] = rt().fibers.run([] {
+    std::string order;
+    int ticks = 0;
+    Clock::duration waited{};
+    error_code ec;
+    boost::fibers::fiber waiter([&] {
+      asio::steady_timer timer(FiberPool::thread_context(), 50ms);
+      const auto start = Clock::now();
+      ec = wait_on(timer);
+      waited = Clock::now() - start;
+      order += 'w';
+    });
+    boost::fibers::fiber sibling([&] {
+      for (int i = 0; i < 10; ++i) {
+        ++ticks;
+        boost::this_fiber::sleep_for(1ms);
+      }
+      order += 's';
+    });
+    waiter.join();
+    sibling.join();
+    return std::tuple{order, ticks, waited, ec};
+  });
+  EXPECT_EQ(order, "sw") << "the sibling must finish while the timer is pending";
+  EXPECT_EQ(ticks, 10);
+  EXPECT_GE(waited, 50ms);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(rt().fibers.pending_io(), 0u);
+}
+
+TEST(FiberIo, BusyFibersDoNotStarveCompletions) {
+  // One fiber yields until another sets the flag after a 1 ms timer: the timer's
+  // completion must get in while a fiber is always ready.
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  auto result = std::make_shared<std::promise<long>>();
+  auto finished = result->get_future();
+  rt().fibers.post([flag, result] {
+    boost::fibers::fiber setter([flag] {
+      asio::steady_timer timer(FiberPool::thread_context(), 1ms);
+      wait_on(timer);
+      *flag = true;
+    });
+    long yields = 0;
+    while (!*flag) {
+      ++yields;
+      boost::this_fiber::yield();
+    }
+    setter.join();
+    result->set_value(yields);
+  });
+  if (finished.wait_for(10s) != std::future_status::ready) {
+    *flag = true;  // lets the pool recover, so that the failure does not hang the run
+    finished.wait();
+    FAIL() << "a timer completion starved behind a yielding fiber";
+  }
+  EXPECT_GT(finished.get(), 0) << "the yielding fiber ran while the timer was pending";
+}
+
+TEST(FiberIo, FiberSleepsStayPrecise) {
+  // Sleeping fibers wake on an Asio timer: a wait in the io_context itself would
+  // round every sleep up to a whole millisecond once the thread has a reactor.
+  auto median = rt().fibers.run([] {
+    asio::steady_timer make_a_reactor(FiberPool::thread_context());
+    std::vector<Clock::duration> slept;
+    for (int i = 0; i < 21; ++i) {
+      const auto start = Clock::now();
+      boost::this_fiber::sleep_for(100us);
+      slept.push_back(Clock::now() - start);
+    }
+    std::nth_element(slept.begin(), slept.begin() + 10, slept.end());
+    return slept[10];
+  });
+  EXPECT_GE(median, 100us);
+  EXPECT_LT(median, 700us);
+}
+
+// Reads 16 bytes and writes them back reversed.
+void reverse_echo(tcp::socket& socket) {
+  std::array<char, 16> message;
+  auto [read_ec, read] = fiber_await<error_code, std::size_t>(
+      socket.get_executor(), [&](auto done) { asio::async_read(socket, asio::buffer(message), std::move(done)); });
+  if (read_ec) throw boost::system::system_error(read_ec);
+  std::reverse(message.begin(), message.end());
+  auto [write_ec, written] = fiber_await<error_code, std::size_t>(
+      socket.get_executor(), [&](auto done) { asio::async_write(socket, asio::buffer(message), std::move(done)); });
+  if (write_ec) throw boost::system::system_error(write_ec);
+}
+
+TEST(FiberIo, ManyFibersDoTcpRoundTripsOnTheWorkStealingPool) {
+  constexpr int kClients = 200;
+  auto& pool = rt().fibers_mt;
+  auto correct = pool.run([&pool] {
+    tcp::acceptor acceptor(FiberPool::thread_context(), {asio::ip::make_address("127.0.0.1"), 0});
+    const auto endpoint = acceptor.local_endpoint();
+    auto server = pool.submit([&] {
+      std::vector<boost::fibers::future<void>> echoes;
+      for (int i = 0; i < kClients; ++i) {
+        auto [ec, socket] = fiber_await<error_code, tcp::socket>(
+            acceptor.get_executor(), [&](auto done) { acceptor.async_accept(std::move(done)); });
+        if (ec) throw boost::system::system_error(ec);
+        echoes.push_back(pool.submit([socket = std::make_shared<tcp::socket>(std::move(socket))] { reverse_echo(*socket); }));
+      }
+      for (auto& echo : echoes) echo.get();
+    });
+    std::vector<boost::fibers::future<bool>> clients;
+    for (int i = 0; i < kClients; ++i)
+      clients.push_back(pool.submit([i, endpoint] {
+        asio::steady_timer timer(FiberPool::thread_context(), std::chrono::milliseconds(i % 5));
+        if (wait_on(timer)) return false;
+        tcp::socket socket(FiberPool::thread_context());
+        auto [connect_ec] = fiber_await<error_code>(
+            socket.get_executor(), [&](auto done) { socket.async_connect(endpoint, std::move(done)); });
+        if (connect_ec) return false;
+        char text[17];
+        std::snprintf(text, sizeof text, "client %9d", i);
+        std::string request(text, 16), reply(16, '\0');
+        auto [write_ec, written] = fiber_await<error_code, std::size_t>(socket.get_executor(), [&](auto done) {
+          asio::async_write(socket, asio::buffer(request), std::move(done));
+        });
+        auto [read_ec, read] = fiber_await<error_code, std::size_t>(socket.get_executor(), [&](auto done) {
+          asio::async_read(socket, asio::buffer(reply), std::move(done));
+        });
+        std::reverse(request.begin(), request.end());
+        return !write_ec && !read_ec && read == 16 && reply == request;
+      }));
+    int correct = 0;
+    for (auto& client : clients) correct += client.get();
+    server.get();
+    return correct;
+  });
+  EXPECT_EQ(correct, kClients);
+  EXPECT_EQ(pool.pending_io(), 0u) << "every operation's completion must be counted";
+}
+
+TEST(FiberIo, BeastComposedOperationsComplete) {
+  namespace http = boost::beast::http;
+  auto& pool = rt().fibers_mt;
+  auto [status, body] = pool.run([&pool] {
+    auto [client, server] = loopback_pair();
+    auto serving = pool.submit([&server] {
+      boost::beast::flat_buffer buffer;
+      http::request_parser<http::string_body> parser;
+      auto [read_ec, read] = fiber_await<error_code, std::size_t>(
+          server.get_executor(), [&](auto done) { http::async_read(server, buffer, parser, std::move(done)); });
+      if (read_ec) throw boost::system::system_error(read_ec);
+      http::response<http::string_body> response(http::status::ok, 11);
+      response.body() = "served " + std::string(parser.get().target());
+      response.prepare_payload();
+      auto [write_ec, written] = fiber_await<error_code, std::size_t>(
+          server.get_executor(), [&](auto done) { http::async_write(server, response, std::move(done)); });
+      if (write_ec) throw boost::system::system_error(write_ec);
+    });
+    http::request<http::empty_body> request(http::verb::get, "/item/7", 11);
+    auto [write_ec, written] = fiber_await<error_code, std::size_t>(
+        client.get_executor(), [&](auto done) { http::async_write(client, request, std::move(done)); });
+    boost::beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    auto [read_ec, read] = fiber_await<error_code, std::size_t>(
+        client.get_executor(), [&](auto done) { http::async_read(client, buffer, parser, std::move(done)); });
+    serving.get();
+    if (write_ec || read_ec) throw boost::system::system_error(write_ec ? write_ec : read_ec);
+    return std::pair{parser.get().result_int(), parser.get().body()};
+  });
+  EXPECT_EQ(status, 200u);
+  EXPECT_EQ(body, "served /item/7");
+}
+
+TEST(FiberIo, CancellingThroughTheExecutorAbortsThePendingOperation) {
+  auto& pool = rt().fibers_mt;
+  auto [timer_ec, timer_waited, read_ec, read_waited] = pool.run([&pool] {
+    // A timer, cancelled by a post from another fiber (perhaps on another thread).
+    asio::steady_timer timer(FiberPool::thread_context(), 10s);
+    auto start = Clock::now();
+    auto canceller = pool.submit([&timer] {
+      boost::this_fiber::sleep_for(5ms);
+      asio::post(timer.get_executor(), [&timer] { timer.cancel(); });
+    });
+    const error_code timer_ec = wait_on(timer);
+    const auto timer_waited = Clock::now() - start;
+    canceller.get();
+
+    // A read with nothing to read, cancelled from another fiber that waits for
+    // the cancel to have run.
+    auto [client, server] = loopback_pair();
+    start = Clock::now();
+    auto read_canceller = pool.submit([&server] {
+      boost::this_fiber::sleep_for(5ms);
+      fiber_await<>(server.get_executor(), [&](auto done) {
+        server.cancel();
+        done();
+      });
+    });
+    char byte;
+    auto [read_ec, read] = fiber_await<error_code, std::size_t>(
+        server.get_executor(), [&](auto done) { server.async_read_some(asio::buffer(&byte, 1), std::move(done)); });
+    const auto read_waited = Clock::now() - start;
+    read_canceller.get();
+    return std::tuple{timer_ec, timer_waited, read_ec, read_waited};
+  });
+  EXPECT_EQ(timer_ec, asio::error::operation_aborted) << timer_ec.message();
+  EXPECT_LT(timer_waited, 5s);
+  EXPECT_EQ(read_ec, asio::error::operation_aborted) << read_ec.message();
+  EXPECT_LT(read_waited, 5s);
+  EXPECT_EQ(pool.pending_io(), 0u);
+}
+
+TEST(FiberIo, InitiationAndCompletionRunOnTheThreadThatOwnsTheObject) {
+  // A fiber on the one-thread pool waits on a timer of a fibers_mt thread.
+  auto [owner_io, owner] =
+      rt().fibers_mt.run([] { return std::pair{&FiberPool::thread_context(), std::this_thread::get_id()}; });
+  auto [started_on, completed_on, ec, waiter] = rt().fibers.run([owner_io = owner_io] {
+    asio::steady_timer timer(*owner_io, 1ms);
+    std::thread::id started_on, completed_on;
+    auto [ec] = fiber_await<error_code>(timer.get_executor(), [&](auto done) {
+      started_on = std::this_thread::get_id();
+      timer.async_wait([&completed_on, done = std::move(done)](error_code ec) mutable {
+        completed_on = std::this_thread::get_id();
+        done(ec);
+      });
+    });
+    return std::tuple{started_on, completed_on, ec, std::this_thread::get_id()};
+  });
+  EXPECT_EQ(started_on, owner);
+  EXPECT_EQ(completed_on, owner);
+  EXPECT_NE(waiter, owner);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(rt().fibers.pending_io(), 0u);
+}
+
+TEST(FiberIo, CompletionsRunOnAnotherThreadWhileTheFiberIsStillSuspending) {
+  // Each completion runs on the one-thread pool's scheduler while the waiting
+  // fiber, on a fibers_mt thread, may still be on its way into the wait. A
+  // completion that had to wait for it (a fiber mutex, as in a fibers::promise)
+  // would suspend the scheduler that runs it, and Boost.Fiber would crash.
+  auto* other_io = rt().fibers.run([] { return &FiberPool::thread_context(); });
+  constexpr int kFibers = 4, kWaits = 10000;
+  auto& pool = rt().fibers_mt;
+  auto completed = pool.run([&pool, other_io] {
+    std::vector<boost::fibers::future<int>> fibers;
+    for (int f = 0; f < kFibers; ++f)
+      fibers.push_back(pool.submit([other_io] {
+        int completed = 0;
+        for (int i = 0; i < kWaits; ++i) {
+          auto [n] = fiber_await<int>(other_io->get_executor(), [](auto done) { done(1); });
+          completed += n;
+        }
+        return completed;
+      }));
+    int completed = 0;
+    for (auto& f : fibers) completed += f.get();
+    return completed;
+  });
+  EXPECT_EQ(completed, kFibers * kWaits);
+}
+
+TEST(FiberIo, ShutdownFinishesJobsWaitingOnIoAndExits) {
+  auto finished = std::make_shared<std::atomic<int>>(0);
+  auto destroyed = std::make_shared<std::promise<void>>();
+  auto pool_gone = destroyed->get_future();
+  std::thread([finished, destroyed] {
+    {
+      FiberPool pool(FiberScheduler::round_robin, 1);
+      for (int i = 0; i < 3; ++i)
+        pool.post([finished] {
+          asio::steady_timer timer(FiberPool::thread_context(), 20ms);
+          if (!wait_on(timer)) ++*finished;
+        });
+    }  // ~FiberPool: closes the channel while the timers are pending
+    destroyed->set_value();
+  }).detach();
+  ASSERT_EQ(pool_gone.wait_for(10s), std::future_status::ready) << "the pool's thread did not exit";
+  EXPECT_EQ(*finished, 3) << "jobs waiting on I/O must finish before the pool goes";
+}
+
+TEST(FiberIo, AnInitiationThatThrowsRethrowsInTheFiber) {
+  auto what = rt().fibers.run([] {
+    try {
+      fiber_await<error_code>(FiberPool::thread_context().get_executor(),
+                              [](auto) { throw std::runtime_error("could not start"); });
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  });
+  EXPECT_EQ(what, "could not start");
+  EXPECT_EQ(rt().fibers.pending_io(), 0u);
 }
 
 // ---- thread_pool ----
