@@ -33,7 +33,9 @@ TEST(BlockingStall, ScheduleIsOpenLoopAndOrdered) {
   std::size_t light = 0, heavy = 0;
   for (std::size_t i = 0; i < requests.size(); ++i) {
     EXPECT_EQ(requests[i].id, i);
-    if (i > 0) EXPECT_LE(requests[i - 1].arrival, requests[i].arrival);
+    if (i > 0) {
+      EXPECT_LE(requests[i - 1].arrival, requests[i].arrival);
+    }
     EXPECT_LT(requests[i].arrival, p.duration);
     (requests[i].heavy ? heavy : light)++;
   }
@@ -78,8 +80,9 @@ TEST_P(EveryModelAndOffload, EveryRequestEndsOnceWithTheRightResult) {
     EXPECT_GT(m.lag.count(), 0u) << "the ticker never ticked";
     // Every inline heavy call is timed, and only those.
     EXPECT_EQ(m.stall.count(), offload == Offload::inline_call ? reference(p).heavy : 0u) << describe(model, p);
-    if (offload == Offload::inline_call && kind == Kind::sleep)
+    if (offload == Offload::inline_call && kind == Kind::sleep) {
       EXPECT_GE(m.stall.percentile_us(0.5), 500) << "a sleep call took less than it sleeps";
+    }
   }
 }
 
