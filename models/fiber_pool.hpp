@@ -120,10 +120,6 @@ class FiberPool {
   void job_done();
 
   boost::fibers::buffered_channel<std::function<void()>> jobs_{64};
-  // Each thread's scheduling algorithm, which owns its io_context: shared with
-  // the thread's fiber scheduler and kept until the threads are joined, so that a
-  // wake-up from another thread never reaches an io_context already gone.
-  std::vector<boost::intrusive_ptr<boost::fibers::algo::algorithm>> schedulers_;
   std::vector<std::thread> threads_;
   // Jobs posted and not yet returned: the threads wait for zero before they exit.
   std::atomic<std::size_t> live_jobs_{0};
@@ -132,6 +128,12 @@ class FiberPool {
   // Read by every thread on every scheduler round: a cache line of its own.
   alignas(64) std::atomic<std::size_t> pending_io_{0};
   char pad_[64 - sizeof(std::atomic<std::size_t>)]{};
+  // Each thread's scheduling algorithm, which owns its io_context: shared with
+  // the thread's fiber scheduler and kept until the threads are joined, so that a
+  // wake-up from another thread never reaches an io_context already gone. Last,
+  // so destroyed first: a handler dropped with an io_context may still count
+  // down pending_io_.
+  std::vector<boost::intrusive_ptr<boost::fibers::algo::algorithm>> schedulers_;
 };
 
 }  // namespace concbench
