@@ -326,6 +326,13 @@ class ConclusionsTest(unittest.TestCase):
                       "pool:per_request has no valid run (ok 9997 + failed 0 + timed_out 0 + cancelled 0 = 9997 "
                       "≠ n 10000 (3 requests unaccounted for)).", self.text)
 
+    def test_footprint_prefers_n_equal_to_k(self):
+        def cell(n):
+            return {"group": "settled", "bytes": 64, "fail": 0, "n": n, "k": 1000, "delay_us": 1000, "workers": 1,
+                    "in_flight_limit": 1000, "bytes_per_in_flight": n, "peak_rss_bytes": 1, "cpu_us_per_request": 1}
+        summary = {"workers": {"event_loop": 1}, "cells": {"event_loop": [cell(10000), cell(1000)]}}
+        self.assertEqual(fo._footprint(summary, "event_loop")["n"], 1000)
+
     def test_wrk_at_the_headline_cell_is_the_floor(self):
         data = fan_results()
         peer = wrk_entry(100, 8950)
