@@ -48,7 +48,9 @@ struct FiberFanOut {
 
   // Guards what follows; fibers of several threads share it (fibers_mt).
   boost::fibers::mutex mutex;
-  boost::fibers::condition_variable changed;  // a permit freed, a request ended, or the group stopped
+  // Two conditions, so that a freed permit wakes one waiter, not all N of them.
+  boost::fibers::condition_variable permit_freed;  // or the group stopped
+  boost::fibers::condition_variable all_ended;
   std::uint64_t free_permits;
   std::uint64_t running = 0;
   std::vector<std::shared_ptr<Connection>> all;   // every connection, closed on its thread at the end
@@ -75,7 +77,7 @@ struct FiberFanOut {
     first_failure = Clock::now();
     for (const auto& c : busy)
       asio::post(c->stream.get_executor(), [c] { c->stream.cancel(); });  // keeps c alive until it ran
-    changed.notify_all();
+    permit_freed.notify_all();
   }
 };
 
@@ -117,7 +119,7 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
   std::shared_ptr<Connection> c;
   {
     std::unique_lock lock(f.mutex);
-    f.changed.wait(lock, [&] { return f.free_permits > 0 || f.stopping; });
+    f.permit_freed.wait(lock, [&] { return f.free_permits > 0 || f.stopping; });
     if (!f.stopping) {
       --f.free_permits;
       if (f.idle.empty()) {
@@ -139,6 +141,7 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
     const auto end = Clock::now();
     std::unique_lock lock(f.mutex);
     ++f.free_permits;
+    f.permit_freed.notify_one();
     f.busy.erase(c);
     const bool answered = ending == Ending::ok || ending == Ending::failed;
     if (answered && c->stream.socket().is_open()) f.idle.push_back(std::move(c));
@@ -148,8 +151,9 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
   if (!ending) f.tally.end(id, Ending::cancelled);
   if (f.e.p.group == Group::all && ending && *ending != Ending::ok) f.stop(nullptr);
   std::unique_lock lock(f.mutex);
-  if (--f.running == 0 && f.stopping) f.m.cancel = Clock::now() - f.first_failure;
-  f.changed.notify_all();
+  if (--f.running > 0) return;
+  if (f.stopping) f.m.cancel = Clock::now() - f.first_failure;
+  f.all_ended.notify_all();
 }
 
 }  // namespace
@@ -162,7 +166,7 @@ Outcome run_fibers(FiberPool& pool, const Target& target, const Expected& e, Mea
     for (std::uint64_t id = 0; id < e.p.n; ++id) pool.post([&f, id] { fetch(f, id); });
     {
       std::unique_lock lock(f.mutex);
-      f.changed.wait(lock, [&] { return f.running == 0; });
+      f.all_ended.wait(lock, [&] { return f.running == 0; });
       f.idle.clear();
     }
     // Each connection is closed and freed on the thread whose io_context owns it,
