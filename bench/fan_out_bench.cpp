@@ -124,8 +124,7 @@ void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_fli
   c["failed"] = static_cast<double>(r.outcome.failed);
   c["timed_out"] = static_cast<double>(r.outcome.timed_out);
   c["cancelled"] = static_cast<double>(r.outcome.cancelled);
-  if (p.group == Group::all && r.measured.cancel.count() > 0)
-    c["cancel_us"] = std::chrono::duration<double, std::micro>(r.measured.cancel).count();
+  if (r.measured.cancel) c["cancel_us"] = std::chrono::duration<double, std::micro>(*r.measured.cancel).count();
   c["peak_rss_bytes"] = static_cast<double>(r.peak_rss);
   c["bytes_per_in_flight"] =
       static_cast<double>(r.peak_rss > r.rss_before ? r.peak_rss - r.rss_before : 0) / static_cast<double>(in_flight);

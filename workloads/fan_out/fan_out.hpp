@@ -124,8 +124,9 @@ Ending record_response(Tally& tally, const Expected& e, std::uint64_t id, unsign
 // What one run measured beside its outcome.
 struct Measurements {
   LatencyRecorder latency;  // each request, from its first byte sent to its end
-  // group:all: from the first failure until the last sibling stopped; 0 if none failed.
-  std::chrono::nanoseconds cancel{0};
+  // From the first failure (group:all) until the last sibling stopped; none if the
+  // group never stopped.
+  std::optional<std::chrono::nanoseconds> cancel;
 };
 
 // ---- Models -----------------------------------------------------------------------

@@ -111,6 +111,7 @@ TEST_F(FanOutClient, FailFastCancelsTheSiblingsAndLeaksNothing) {
     EXPECT_TRUE(matches(got, e)) << c.name << ": " << to_string(got);
     EXPECT_GE(got.failed, 1u) << c.name;
     EXPECT_GT(got.cancelled, 0u) << c.name;
+    EXPECT_TRUE(m.cancel.has_value()) << c.name << ": the stop was not timed";
     // Stopped soon after the first failure: the requests up to it, then slack.
     Params up_to_failure = e.p;
     up_to_failure.n = first_failure + 1;
@@ -128,6 +129,7 @@ TEST_F(FanOutClient, SettledReturnsEveryOutcomeDespiteFailures) {
     const Outcome got = c.run(target_, e, m);
     EXPECT_EQ(got.total(), 30u) << c.name;
     EXPECT_EQ(got, e.settled) << c.name;
+    EXPECT_FALSE(m.cancel.has_value()) << c.name << ": settled never stops";
   }
 }
 

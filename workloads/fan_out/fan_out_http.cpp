@@ -173,7 +173,7 @@ void BlockingRun::fetch(BlockingConnection& c, std::uint64_t id) {
   if (e_.p.group == Group::all && ending && *ending != Ending::ok && *ending != Ending::cancelled) stop(nullptr);
   std::lock_guard lock(mutex_);
   if (ending && *ending != Ending::cancelled) m_.latency.record(end - start);
-  if (--in_flight_ == 0 && stopped()) m_.cancel = end - first_failure_;
+  if (--in_flight_ == 0 && stopped()) m_.cancel = std::chrono::steady_clock::now() - first_failure_;
 }
 
 void BlockingRun::stop(std::exception_ptr fatal) {
