@@ -2,6 +2,7 @@
 benchmark names, and reducing Google Benchmark entries to one record per run."""
 
 import json
+import math
 import os
 import re
 import statistics
@@ -48,6 +49,15 @@ def load(run_dir):
 def base_name(name):
     """The run name of a console or JSON name: aggregate suffixes removed."""
     return _AGGREGATE_SUFFIX.sub("", name)
+
+
+def finite(value):
+    """value as a float if it is a finite number (counters may be absent, null or inf), else None."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _number(text):

@@ -27,6 +27,7 @@ import math
 
 from markdown import section
 from plotting import color_for, plt, save
+import results as res
 
 NAME = "blocking_stall"
 
@@ -126,14 +127,6 @@ def _num_key(text):
     return float(text)
 
 
-def _float(value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 # ---------------------------------------------------------------- summary
 
 def summarize(records, results):
@@ -159,7 +152,7 @@ def summarize(records, results):
     series = _sorted_series(series)
 
     context = results.get("context") or {}
-    calibration = {name: _float(context.get("calib_" + name)) for name in CALIBRATION_LABELS}
+    calibration = {name: res.finite(context.get("calib_" + name)) for name in CALIBRATION_LABELS}
     break_even = {model: {kind: {target: _break_even(by_offload, target) for target in TARGETS}
                           for kind, by_offload in by_kind.items()}
                   for model, by_kind in series.items()}
@@ -235,7 +228,7 @@ def _column(by_offload, offload, basis, field):
     """{work_us: value} of one field at basis, numbers only."""
     rate, workers = basis
     points = by_offload[offload][rate][workers]
-    return {_num(w): v for w, p in points.items() if (v := _float(p.get(field))) is not None}
+    return {_num(w): v for w, p in points.items() if (v := res.finite(p.get(field))) is not None}
 
 
 def _paired(by_offload, target, field):
@@ -318,7 +311,7 @@ def _count_mismatches(records, results):
 
 
 def _count_problem(entry):
-    counts = {field: _float(entry.get(field)) for field in COUNT_FIELDS}
+    counts = {field: res.finite(entry.get(field)) for field in COUNT_FIELDS}
     missing = [field for field, value in counts.items() if value is None]
     if missing:
         return "no " + "/".join(missing) + " counter"
@@ -468,7 +461,7 @@ def _lines(by_offload, field, workers):
     for offload, by_rate in by_offload.items():
         for rate, by_workers in by_rate.items():
             points = [(_num(w), v) for w, p in by_workers.get(workers, {}).items()
-                      if (v := _float(p.get(field))) is not None and v > 0]
+                      if (v := res.finite(p.get(field))) is not None and v > 0]
             if points:
                 out.append((offload, rate, points))
     return out
@@ -611,7 +604,7 @@ def _p99_table(summary):
                 points = by_rate[rate].get(workers) or by_rate[rate][max(by_rate[rate], key=_num_key)]
                 cells = []
                 for s in sizes:
-                    value = _float((points.get(str(s)) or {}).get("light_p99_us"))
+                    value = res.finite((points.get(str(s)) or {}).get("light_p99_us"))
                     cells.append("–" if value is None else format_us(value))
                 lines.append(f"| {model} | {kind} | {offload} | " + " | ".join(cells) + " |")
     return lines
@@ -758,9 +751,9 @@ def _cost_check_sentence(model, target, check):
 
 def _failed_sentences(summary):
     failed = [(model, kind, offload, p) for model, kind, offload, _, _, _, p in _walk(summary["series"])
-              if (_float(p.get("failed")) or 0) > 0]
+              if (res.finite(p.get("failed")) or 0) > 0]
     if not failed:
         return []
-    total = sum(_float(p["failed"]) for *_, p in failed)
+    total = sum(res.finite(p["failed"]) for *_, p in failed)
     return [f"{_plural(total, 'request')} failed across {_plural(len(failed), 'run')} "
             f"({_and(sorted({f'{m}/{k}/{o}' for m, k, o, _ in failed}))}); they are counted, not dropped."]

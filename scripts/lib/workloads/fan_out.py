@@ -86,14 +86,6 @@ PLOT_RATE = "fan_out_rate_vs_k"
 PLOT_LATENCY = "fan_out_latency_cdf"
 
 
-def _float(value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _rank(series):
     return (SERIES_ORDER.index(series), "") if series in SERIES_ORDER else (len(SERIES_ORDER), series)
 
@@ -126,7 +118,7 @@ def summarize(records, results):
             errors.append({"name": r["name"], "message": r["error"] or f"no {absent[0]} in the benchmark name"})
         elif series == WRK:
             wrk.append({"k": params.get("k"), "delay_us": params.get("delay_us"), "bytes": params.get("bytes"),
-                        **{f: _float(r.get(f)) for f in ("requests_per_s", "latency_p50_us", "latency_p99_us",
+                        **{f: res.finite(r.get(f)) for f in ("requests_per_s", "latency_p50_us", "latency_p99_us",
                                                          "ideal_ratio")}})
         elif r["name"] not in invalid:
             cells.setdefault(series, []).append(_cell(r, params))
@@ -158,13 +150,13 @@ def summarize(records, results):
 
 
 def _cell(r, params):
-    n = _float(r.get("n")) or params.get("n")
+    n = res.finite(r.get("n")) or params.get("n")
     real, cpu = r.get("real_time_ns"), r.get("cpu_time_ns")
     return {"name": r["name"], **{f: params.get(f) for f in KEY_FIELDS}, "workers": params.get("workers", 1),
             "wall_ms": real / 1e6 if real is not None else None,
             "cpu_ms": cpu / 1e6 if cpu is not None else None,
             "cpu_us_per_request": cpu / n / 1e3 if cpu is not None and n else None,
-            **{f: _float(r.get(f)) for f in POINT_FIELDS}}
+            **{f: res.finite(r.get(f)) for f in POINT_FIELDS}}
 
 
 def _count_mismatches(records, results):
@@ -189,8 +181,8 @@ def _count_mismatches(records, results):
 
 
 def _count_problem(entry, params):
-    counts = {f: _float(entry.get(f)) for f in COUNT_FIELDS}
-    n = _float(entry.get("n")) or _float(params.get("n"))
+    counts = {f: res.finite(entry.get(f)) for f in COUNT_FIELDS}
+    n = res.finite(entry.get("n")) or res.finite(params.get("n"))
     missing = [f for f, v in counts.items() if v is None] + ([] if n is not None else ["n"])
     if missing:
         return "no " + "/".join(missing) + " counter"
