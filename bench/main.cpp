@@ -2,6 +2,7 @@
 // Benchmark, verifies every result, and records the machine's context.
 #include "bench/context.hpp"
 #include "bench/harness.hpp"
+#include "bench/flags.hpp"
 #include "bench/server_process.hpp"
 
 #include <unistd.h>
@@ -55,11 +56,7 @@ Options parse_own_flags(int& argc, char** argv) {
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    auto value_of = [&](std::string_view flag) -> std::optional<std::string_view> {
-      if (arg.substr(0, flag.size()) != flag) return std::nullopt;
-      if (arg.size() == flag.size() || arg[flag.size()] != '=') usage_error(std::string(flag) + " needs =VALUE");
-      return arg.substr(flag.size() + 1);
-    };
+    auto value_of = [&](std::string_view flag) { return flag_value(arg, flag, usage_error); };
     if (arg == "--help" || arg == "-h") {
       print_own_help();
       std::exit(0);

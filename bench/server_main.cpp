@@ -1,6 +1,7 @@
 // concbench-server: the fan_out workload's HTTP server as a process of its own, so
 // that a benchmark's client and the server it measures do not share a runtime.
 // The benchmark starts it and reads the port from its one line of output.
+#include "bench/flags.hpp"
 #include "workloads/fan_out/fan_out_server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -49,11 +50,7 @@ ServerOptions parse_flags(int argc, char** argv) {
   ServerOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    auto value_of = [&](std::string_view flag) -> std::optional<std::string_view> {
-      if (arg.substr(0, flag.size()) != flag) return std::nullopt;
-      if (arg.size() == flag.size() || arg[flag.size()] != '=') usage_error(std::string(flag) + " needs =VALUE");
-      return arg.substr(flag.size() + 1);
-    };
+    auto value_of = [&](std::string_view flag) { return concbench::flag_value(arg, flag, usage_error); };
     if (arg == "--help" || arg == "-h") {
       print_help();
       std::exit(0);

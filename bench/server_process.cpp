@@ -105,7 +105,12 @@ void ServerProcess::start() {
   if (::pipe2(out, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid < 0) throw std::system_error(errno, std::system_category(), "fork");
+  if (pid < 0) {
+    const int error = errno;
+    ::close(out[0]);
+    ::close(out[1]);
+    throw std::system_error(error, std::system_category(), "fork");
+  }
   if (pid == 0) {
     // Only async-signal-safe calls until exec: the parent has other threads.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -116,8 +121,21 @@ void ServerProcess::start() {
   }
   child_ = pid;
   ::close(out[1]);
-  const std::string line = read_line(out[0], Clock::now() + kStartTimeout);
-  ::close(out[0]);
+  try {
+    target_ = wait_until_serving(out[0]);
+  } catch (...) {
+    // A child that did not come up is stopped now, so that a later cell's retry
+    // does not leave it running beside a new one.
+    ::kill(child_, SIGKILL);
+    ::waitpid(child_, nullptr, 0);
+    child_ = -1;
+    throw;
+  }
+}
+
+fan_out::Target ServerProcess::wait_until_serving(int out) {
+  const std::string line = read_line(out, Clock::now() + kStartTimeout);
+  ::close(out);
   const auto colon = line.rfind(':');
   const auto port = line.substr(0, kListening.size()) == kListening && colon != std::string::npos
                         ? parse_port(std::string_view(line).substr(colon + 1))
@@ -133,7 +151,7 @@ void ServerProcess::start() {
   fan_out::BlockingConnection connection(fan_out::endpoint_of(target));
   if (connection.fetch(tally, probe, 0, Clock::now() + kStartTimeout) != fan_out::Ending::ok)
     throw std::runtime_error("concbench-server on port " + std::to_string(*port) + " does not answer");
-  target_ = target;
+  return target;
 }
 
 }  // namespace concbench

@@ -27,6 +27,8 @@ class ServerProcess {
 
  private:
   void start();
+  // Reads the child's port from `out` (and closes it), then probes the server.
+  fan_out::Target wait_until_serving(int out);
 
   std::optional<fan_out::Target> target_;
   bool external_;

@@ -35,11 +35,7 @@ using boost::system::error_code;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-struct Connection {
-  explicit Connection(asio::any_io_executor executor) : stream(executor) {}
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer;
-};
+using Connection = AsyncConnection;
 
 struct FanOut {
   FanOut(asio::any_io_executor executor, const Target& target, const Expected& e, Measurements& m)

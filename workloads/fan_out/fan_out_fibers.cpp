@@ -30,11 +30,7 @@ using boost::system::error_code;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-struct Connection {
-  Connection() : stream(FiberPool::thread_context()) {}  // on the creating fiber's thread
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer;
-};
+using Connection = AsyncConnection;
 
 struct FiberFanOut {
   FiberFanOut(const Target& target, const Expected& e, Measurements& m)
@@ -123,7 +119,7 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
     if (!f.stopping) {
       --f.free_permits;
       if (f.idle.empty()) {
-        c = f.all.emplace_back(std::make_shared<Connection>());
+        c = f.all.emplace_back(std::make_shared<Connection>(FiberPool::thread_context().get_executor()));  // this thread's
       } else {
         c = std::move(f.idle.back());
         f.idle.pop_back();
@@ -145,6 +141,7 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
     f.busy.erase(c);
     const bool answered = ending == Ending::ok || ending == Ending::failed;
     if (answered && c->stream.socket().is_open()) f.idle.push_back(std::move(c));
+    c.reset();  // under the lock: the last reference goes on the connection's own thread, at the end
     if (ending) f.m.latency.record(end - start);
   }
   if (ending == Ending::timed_out) f.tally.end(id, Ending::timed_out);

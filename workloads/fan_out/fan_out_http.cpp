@@ -125,6 +125,10 @@ std::size_t BlockingConnection::transfer(Iovecs& buffers, bool reading, error_co
       ec.assign(ECANCELED, boost::system::system_category());
       return 0;
     }
+    if (Clock::now() >= deadline_) {  // a peer that never lets a read block must not outlast it
+      ec = asio::error::timed_out;
+      return 0;
+    }
     msghdr message{};
     message.msg_iov = buffers.data();
     message.msg_iovlen = buffers.size();

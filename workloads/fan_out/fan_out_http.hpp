@@ -7,6 +7,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -31,6 +32,14 @@ Request make_request(const Params& p, std::uint64_t id, const asio::ip::tcp::end
 void limit_body(Parser& parser, const Params& p);
 // The error for a server that refused, reset or never accepted a connection.
 std::runtime_error unreachable(const asio::ip::tcp::endpoint& server, const boost::system::error_code& error);
+
+// One keep-alive connection of the asynchronous models (event_loop, fibers): its
+// stream, bound to the io_context that runs its operations, and its read buffer.
+struct AsyncConnection {
+  explicit AsyncConnection(const asio::any_io_executor& executor) : stream(executor) {}
+  boost::beast::tcp_stream stream;
+  boost::beast::flat_buffer buffer;
+};
 
 // One keep-alive connection on a non-blocking socket driven by poll(): every wait
 // ends at the request's deadline (Asio's blocking calls wait in poll() without a
