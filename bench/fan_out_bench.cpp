@@ -103,6 +103,7 @@ struct Record {
 };
 
 void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_flight, Record& r, unsigned workers) {
+  r.peak_rss = status_bytes("VmHWM:");  // the peak since the reset before the loop
   Percentiles q = r.measured.latency.percentiles();
   const double seconds = r.wall.count();
   const double ideal_s =
@@ -167,26 +168,25 @@ void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess&
           continue;
         }
         auto record = std::make_shared<Record>();
-        // Computed before the timed loop: the reference the run is checked against,
-        // and the bodies its responses must carry.
+        // Before the timed loop (each benchmark runs one iteration): the reference the
+        // run is checked against, the server (the first cell starts it), and a fresh
+        // memory peak, so that none of it lands in the cell's time.
         auto expected = [p, record, &server] {
-          server.target();  // the first cell starts the server here, outside the timed loop
+          server.target();
           static std::map<Params, std::shared_ptr<const Expected>> cache;
           auto& e = cache[p];
           if (!e) e = std::make_shared<const Expected>(reference(p));
           record->expected = e;
-          return *e;
-        };
-        auto run_once = [&runtimes, &server, model, size, p, record] {
-          const Target& target = server.target();
           record->measured = {};
           record->measured.latency.reserve(p.n);
           reset_peak_memory();
           record->rss_before = status_bytes("VmRSS:");
+          return *e;
+        };
+        auto run_once = [&runtimes, &server, model, size, p, record] {
           const auto start = std::chrono::steady_clock::now();
-          record->outcome = run(model, size, runtimes, target, *record->expected, record->measured);
+          record->outcome = run(model, size, runtimes, server.target(), *record->expected, record->measured);
           record->wall = std::chrono::steady_clock::now() - start;
-          record->peak_rss = status_bytes("VmHWM:");
           return record->outcome;
         };
         register_verified(name, run_once, expected,
