@@ -17,10 +17,41 @@ SHORT_FAN_OUT = "--benchmark_filter=^fan_out/serial/group:settled/n:1000/k:10/de
 LONG_FAN_OUT = "--benchmark_filter=^fan_out/event_loop/group:settled/n:10000/k:100/delay_us:10000/"
 
 
-def servers():
-    """Running concbench-server processes started from this build."""
-    r = subprocess.run(["pgrep", "-f", SERVER], capture_output=True, text=True)
+def servers_of(pid):
+    """The concbench-server children of process pid (other tests may run servers of
+    their own at the same time, so only the children count)."""
+    r = subprocess.run(["pgrep", "-P", str(pid), "-f", SERVER], capture_output=True, text=True)
     return set(r.stdout.split())
+
+
+def alive(pids):
+    return {p for p in pids if os.path.exists(f"/proc/{p}") and "concbench-server" in _cmdline(p)}
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def start_and_find_server(args):
+    """Starts concbench with args and waits until its child server runs: (process, server pids)."""
+    child = subprocess.Popen([CONCBENCH, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    found = set()
+    while not found and time.monotonic() < deadline and child.poll() is None:
+        found = servers_of(child.pid)
+        time.sleep(0.02)
+    return child, found
+
+
+def gone_within(pids, seconds):
+    deadline = time.monotonic() + seconds
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pids)
 
 
 def free_port():
@@ -95,28 +126,19 @@ class FanOutServer(unittest.TestCase):
         self.assertLess(time.monotonic() - start, 60)  # calibration included; the cell itself fails at once
 
     def test_the_child_server_is_stopped_at_exit(self):
-        before = servers()
-        r = run("--workers=1", "--suite=quick", SHORT_FAN_OUT)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertEqual(servers(), before)
+        child, found = start_and_find_server(["--workers=1", LONG_FAN_OUT])
+        self.assertEqual(child.wait(timeout=120), 0)
+        self.assertTrue(found, "concbench never started its server")
+        self.assertTrue(gone_within(found, 1), "the server outlived concbench")
 
     def test_the_child_server_dies_with_concbench(self):
-        before = servers()
-        child = subprocess.Popen([CONCBENCH, "--workers=1", LONG_FAN_OUT],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child, found = start_and_find_server(["--workers=1", LONG_FAN_OUT])
         try:
-            deadline = time.monotonic() + 60
-            while servers() == before and time.monotonic() < deadline and child.poll() is None:
-                time.sleep(0.05)
-            self.assertNotEqual(servers(), before, "concbench never started its server")
+            self.assertTrue(found, "concbench never started its server")
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while servers() != before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(servers(), before, "the server outlived concbench")
-
+        self.assertTrue(gone_within(found, 10), "the server outlived concbench")
 
 if __name__ == "__main__":
     unittest.main()
