@@ -30,12 +30,17 @@ using Keys = std::vector<std::pair<std::string_view, std::string>>;
 
 // "<workload>/<model>/<key>:<value>/.../workers:<threads>": splits on '/' for plots
 // and stays unique across runs with different --workers.
-inline std::string benchmark_name(std::string_view workload, Model model, const Keys& keys, unsigned threads) {
+// A workload's own baselines and variants name their model as a string.
+inline std::string benchmark_name(std::string_view workload, std::string_view model, const Keys& keys,
+                                  unsigned threads) {
   std::string name{workload};
   name += '/';
-  name += model_name(model);
+  name += model;
   for (const auto& [key, value] : keys) name.append("/").append(key).append(":").append(value);
   return name + "/workers:" + std::to_string(threads);
+}
+inline std::string benchmark_name(std::string_view workload, Model model, const Keys& keys, unsigned threads) {
+  return benchmark_name(workload, model_name(model), keys, threads);
 }
 
 // A result is right if it equals the reference, or, for a workload whose correct
@@ -95,5 +100,6 @@ void register_cpu_hash(Runtimes& runtimes, const Options& options);
 void register_blocking_stall(Runtimes& runtimes, const Options& options, double sha256_bytes_per_second);
 class ServerProcess;
 void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess& server);
+void register_producer_consumer(Runtimes& runtimes, const Options& options);
 
 }  // namespace concbench

@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
   // concbench dies first).
   ServerProcess server(options.target.empty() ? std::nullopt : parse_target_url(options.target), 1);
   register_fan_out(runtimes, options, server);
+  register_producer_consumer(runtimes, options);
 
   const std::size_t ran = benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
