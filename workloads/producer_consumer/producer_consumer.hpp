@@ -62,6 +62,10 @@ struct Params {
   std::uint64_t work_ns = 0;    // CPU per message on the consumer side
   // Open-loop pacing: messages per second offered in total (0: as fast as they go).
   double rate_per_s = 0;
+  // Paced: latency is recorded for one message in this many, chosen by a hash of
+  // the id (so every producer's messages are sampled alike). Reading the clock for
+  // each message costs about as much as a fast hand-off, the thing measured.
+  std::uint64_t latency_sampling = 1;
   // Tests: the consumer that receives this id throws.
   std::uint64_t fail_at = kNever;
 };
@@ -107,6 +111,8 @@ std::string to_string(const Outcome& o);
 // Right when nothing failed, every message was sent once and the tally is the
 // reference's.
 bool matches(const Outcome& got, const Tally& want);
+// Whether the latency of message `id` is recorded at this sampling.
+bool sampled(std::uint64_t id, std::uint64_t sampling);
 
 // ---- The kernel, written once ------------------------------------------------------
 
@@ -153,11 +159,8 @@ inline constexpr auto kYieldWindow = std::chrono::microseconds(200);
 // nullopt: yield (or send, if already due); else sleep until the time returned.
 std::optional<Clock::time_point> sleep_target(Clock::time_point due, Clock::time_point now);
 
-// One consumer's side: checks each message, does the work, folds it in. Paced, it
-// records the latency of one message in kLatencySampling, chosen by a hash of the
-// id (so every producer's messages are sampled alike): reading the clock for every
-// message would cost about as much as the hand-off being measured.
-inline constexpr std::uint64_t kLatencySampling = 8;
+// One consumer's side: checks each message, does the work, folds it in, and when
+// paced records the latency of the sampled ones.
 class Consumer {
  public:
   explicit Consumer(const Params& p);
@@ -167,7 +170,7 @@ class Consumer {
   LatencyRecorder& latency() { return latency_; }
 
  private:
-  std::uint64_t work_iterations_, fail_at_;
+  std::uint64_t work_iterations_, fail_at_, sampling_;
   bool paced_;
   Tally tally_;
   LatencyRecorder latency_;
