@@ -104,10 +104,16 @@ class CommandLine(unittest.TestCase):
         names = r.stdout.split()
         self.assertEqual(len(names), len(set(names)))
         models = {n.split("/")[1] for n in names}
-        # wrk is fan_out's peer, labelled as such: the limit line at delay 0.
-        self.assertEqual(models, {"serial", "event_loop", "fibers", "fibers_mt", "thread_pool", "process_pool", "wrk"})
+        # wrk is fan_out's peer, labelled as such: the limit line at delay 0; producer_consumer
+        # adds a thread-based variant and two labelled baselines.
+        self.assertEqual(models, {"serial", "event_loop", "fibers", "fibers_mt", "thread_pool", "process_pool", "wrk",
+                                  "threads_queue", "moodycamel", "spsc_lockfree"})
         self.assertIn("cpu_hash/thread_pool/block_bytes:16384/grain:8/ship:none/workers:3", " ".join(names))
         self.assertIn("cpu_hash/serial/block_bytes:16384/grain:8/ship:none/workers:1", " ".join(names))
+        self.assertIn("producer_consumer/thread_pool/p:1/c:pool/q:64/work_ns:0/workers:3/", " ".join(names))
+        self.assertIn("producer_consumer/fibers_mt/p:4/c:4/q:1/work_ns:0/workers:3/", " ".join(names))
+        spsc = [n for n in names if n.startswith("producer_consumer/spsc_lockfree/")]
+        self.assertTrue(spsc and all("/p:1/c:1/" in n for n in spsc), spsc)
 
     def test_parallel_models_only(self):
         r = run("--workers=2", "--suite=quick", "--models=parallel", "--benchmark_list_tests=true")
