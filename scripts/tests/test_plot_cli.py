@@ -47,7 +47,7 @@ class PlotOutputTest(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = Path(tempfile.mkdtemp())
         data = cpu_hash_results()
-        data["benchmarks"].append({"name": "producer_consumer/event_loop/n:10", "run_name": "producer_consumer/event_loop/n:10",
+        data["benchmarks"].append({"name": "unreported_demo/event_loop/n:10", "run_name": "unreported_demo/event_loop/n:10",
                                    "error_occurred": True, "error_message": "timeout"})
         (cls.dir / "results.json").write_text(json.dumps(data))
         cls.proc = run_plot(cls.dir)
@@ -73,7 +73,7 @@ class PlotOutputTest(unittest.TestCase):
                          "## cpu_hash",
                          "](plots/cpu_hash_scaling.png)", "### Conclusions",
                          "result differs from reference",
-                         "producer_consumer: 1 runs, 1 errors", "timeout"):
+                         "unreported_demo: 1 runs, 1 errors", "timeout"):
             self.assertIn(expected, report)
         self.assertNotIn("/tmp", report)  # plot paths are relative
 

@@ -8,6 +8,6 @@
 Add a workload by writing its module and listing it in MODULES.
 """
 
-from workloads import blocking_stall, cpu_hash, fan_out
+from workloads import blocking_stall, cpu_hash, fan_out, producer_consumer
 
-MODULES = {module.NAME: module for module in (cpu_hash, blocking_stall, fan_out)}
+MODULES = {module.NAME: module for module in (cpu_hash, blocking_stall, fan_out, producer_consumer)}
