@@ -29,8 +29,6 @@ std::string_view impl_name(Impl impl) {
   return names[static_cast<std::size_t>(impl)];
 }
 
-bool is_baseline(Impl impl) { return impl == Impl::moodycamel || impl == Impl::spsc_lockfree; }
-
 bool follows_workers(Impl impl) { return impl == Impl::fibers_mt || impl == Impl::thread_pool; }
 
 std::string to_string(const Params& p) {
@@ -150,12 +148,20 @@ void Consumer::receive(const Message& m) {
     latency_.record(Clock::now() - Clock::time_point(Clock::duration(m.due)));
 }
 
+std::vector<Consumer> make_consumers(const Params& p) {
+  std::vector<Consumer> consumers;
+  consumers.reserve(p.consumers);
+  for (unsigned c = 0; c < p.consumers; ++c) consumers.emplace_back(p);
+  return consumers;
+}
+
 // The schedule starts a little after the group is set up, so that starting the
 // tasks (threads, fibers) does not count as latency of the first messages.
 constexpr auto kPaceLead = std::chrono::milliseconds(2);
 
-Group::Group(const Params& p) : p_(p), producers_left_(p.producers) {
+Group::Group(const Params& p, bool consumers_are_pool) : p_(p), producers_left_(p.producers) {
   if (p.producers == 0) throw std::invalid_argument("producer_consumer: at least one producer");
+  if (p.consumers == 0 && !consumers_are_pool) throw std::invalid_argument("producer_consumer: at least one consumer");
   if (p.capacity == 0) throw std::invalid_argument("producer_consumer: capacity must be at least 1");
   if (p.rate_per_s < 0) throw std::invalid_argument("producer_consumer: rate must not be negative");
   if (p.rate_per_s > 0) pace_.emplace(Clock::now() + kPaceLead, p.rate_per_s);

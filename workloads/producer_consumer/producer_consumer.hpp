@@ -47,7 +47,6 @@ enum class Impl { event_loop, fibers, fibers_mt, thread_pool, threads_queue, moo
 inline constexpr Impl kImpls[] = {Impl::event_loop,    Impl::fibers,     Impl::fibers_mt,    Impl::thread_pool,
                                   Impl::threads_queue, Impl::moodycamel, Impl::spsc_lockfree};
 std::string_view impl_name(Impl impl);
-bool is_baseline(Impl impl);
 // The ones whose thread count follows --workers; the others use their own P + C
 // threads or fibers on one thread.
 bool follows_workers(Impl impl);
@@ -159,6 +158,17 @@ inline constexpr auto kYieldWindow = std::chrono::microseconds(200);
 // nullopt: yield (or send, if already due); else sleep until the time returned.
 std::optional<Clock::time_point> sleep_target(Clock::time_point due, Clock::time_point now);
 
+// Waits until `due` with the model's own sleep_until(time) and yield().
+template <class SleepUntil, class Yield>
+void wait_until(Clock::time_point due, SleepUntil sleep_until, Yield yield) {
+  for (auto now = Clock::now(); now < due; now = Clock::now()) {
+    if (auto until = sleep_target(due, now))
+      sleep_until(*until);
+    else
+      yield();
+  }
+}
+
 // One consumer's side: checks each message, does the work, folds it in, and when
 // paced records the latency of the sampled ones.
 class Consumer {
@@ -175,6 +185,8 @@ class Consumer {
   Tally tally_;
   LatencyRecorder latency_;
 };
+// C consumers, each built in place (a copy would drop its reserved latency buffer).
+std::vector<Consumer> make_consumers(const Params& p);
 
 // What the P + C tasks of one run share: the first error, the flag that stops the
 // group, the count of producers still sending (the last one closes the buffer),
@@ -182,7 +194,9 @@ class Consumer {
 // once per task, never per message.
 class Group {
  public:
-  explicit Group(const Params& p);
+  // consumers_are_pool: the model has no consumers of its own (parallel_pipeline),
+  // so C = 0 is allowed.
+  explicit Group(const Params& p, bool consumers_are_pool = false);
   const Params& params() const { return p_; }
   std::optional<OpenLoopSchedule> pace() const { return pace_; }
 

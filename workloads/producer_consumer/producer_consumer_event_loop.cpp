@@ -27,13 +27,14 @@ using boost::system::error_code;
 using Channel = asio::experimental::channel<void(error_code, Message)>;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
-// Sends `m`; false when the channel was closed or cancelled.
-asio::awaitable<bool> send(Channel& channel, const Message& m, Producer* blocked_producer) {
-  if (channel.try_send(error_code{}, m)) co_return true;
+// Sends `m` once the channel has room (the caller tried try_send first, so that a
+// send that can complete at once costs no coroutine frame); false when the channel
+// was closed or cancelled.
+asio::awaitable<bool> send_when_room(Channel& channel, const Message& m, Producer* blocked_producer) {
   if (!channel.is_open()) co_return false;
   const auto since = Clock::now();
   auto [ec] = co_await channel.async_send(error_code{}, m, kAwait);
-  if (blocked_producer != nullptr) blocked_producer->blocked_since(since);
+  if (blocked_producer != nullptr && !ec) blocked_producer->blocked_since(since);
   co_return !ec;
 }
 
@@ -54,12 +55,15 @@ asio::awaitable<void> produce(Channel& channel, Group& group, unsigned index) {
   bool closed = false;
   while (!producer.done() && !closed) {
     if (auto due = producer.not_yet_due()) co_await wait_until(*due);
-    closed = !(co_await send(channel, producer.next(), &producer));
+    const Message m = producer.next();
+    closed = !channel.try_send(error_code{}, m) && !(co_await send_when_room(channel, m, &producer));
     if (!closed) producer.sent();
   }
   if (group.producer_done(producer, closed) && !closed)
-    for (unsigned c = 0; c < group.params().consumers; ++c)
-      if (!(co_await send(channel, Message{kEndOfStream}, nullptr))) break;
+    for (unsigned c = 0; c < group.params().consumers; ++c) {
+      const Message end{kEndOfStream};
+      if (!channel.try_send(error_code{}, end) && !(co_await send_when_room(channel, end, nullptr))) break;
+    }
 }
 
 asio::awaitable<void> consume(Channel& channel, Group& group, Consumer& consumer) {
@@ -86,7 +90,7 @@ asio::awaitable<void> consume(Channel& channel, Group& group, Consumer& consumer
 Outcome run_event_loop(EventLoop& loop, const Params& p) {
   Group group(p);
   Channel channel(loop.context(), p.capacity);
-  std::vector<Consumer> consumers(p.consumers, Consumer(p));
+  std::vector<Consumer> consumers = make_consumers(p);
   std::promise<void> all_ended;
   unsigned live = p.producers + p.consumers;  // touched on the loop's thread only
   auto ended = [&](std::exception_ptr error) {

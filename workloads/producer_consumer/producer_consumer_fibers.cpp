@@ -21,26 +21,19 @@ namespace {
 using Channel = boost::fibers::buffered_channel<Message>;
 using boost::fibers::channel_op_status;
 
-void wait_until(Clock::time_point due) {
-  for (auto now = Clock::now(); now < due; now = Clock::now()) {
-    if (auto until = sleep_target(due, now))
-      boost::this_fiber::sleep_until(*until);
-    else
-      boost::this_fiber::yield();
-  }
-}
-
 void produce(Channel& channel, Group& group, unsigned index) {
   Producer producer(group.params(), index, group.pace());
   bool closed = false;
   while (!producer.done() && !closed) {
-    if (auto due = producer.not_yet_due()) wait_until(*due);
+    if (auto due = producer.not_yet_due())
+      wait_until(
+          *due, [](Clock::time_point t) { boost::this_fiber::sleep_until(t); }, [] { boost::this_fiber::yield(); });
     const Message m = producer.next();
     auto status = channel.try_push(m);
     if (status == channel_op_status::full) {
       const auto since = Clock::now();
       status = channel.push(m);
-      producer.blocked_since(since);
+      if (status == channel_op_status::success) producer.blocked_since(since);
     }
     closed = status != channel_op_status::success;
     if (!closed) producer.sent();
@@ -68,13 +61,18 @@ Outcome run_fibers(FiberPool& pool, const Params& p) {
   Group group(p);
   const std::size_t slots = std::max<std::size_t>(2, std::bit_ceil(p.capacity));
   Channel channel(slots);
-  std::vector<Consumer> consumers(p.consumers, Consumer(p));
+  std::vector<Consumer> consumers = make_consumers(p);
   pool.run([&] {
     std::vector<boost::fibers::future<void>> tasks;
     tasks.reserve(p.producers + p.consumers);
-    for (Consumer& consumer : consumers)
-      tasks.push_back(pool.submit([&] { consume(channel, group, consumer); }));
-    for (unsigned i = 0; i < p.producers; ++i) tasks.push_back(pool.submit([&, i] { produce(channel, group, i); }));
+    try {
+      for (Consumer& consumer : consumers)
+        tasks.push_back(pool.submit([&] { consume(channel, group, consumer); }));
+      for (unsigned i = 0; i < p.producers; ++i) tasks.push_back(pool.submit([&, i] { produce(channel, group, i); }));
+    } catch (...) {  // the fibers already started use this stack: close and wait for them
+      group.fail(std::current_exception());
+      channel.close();
+    }
     for (auto& task : tasks) {
       try {
         task.get();

@@ -45,8 +45,9 @@ class MoodycamelQueue {
     }
   }
   void producer_ended(bool) { queue_.enqueue(Message{kStreamEnded}); }
+  // Sticky: the permits and end-of-stream messages stay for threads that wait later.
   void close() {
-    closed_.store(true);
+    if (closed_.exchange(true)) return;
     room_.signal(1 << 16);  // more than the producers can be waiting for
     stop_consumers(consumers_);
   }

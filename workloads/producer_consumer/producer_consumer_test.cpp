@@ -106,8 +106,12 @@ TEST(ProducerConsumer, SpinWorkIsCalibrated) {
   EXPECT_EQ(spin_iterations(0), 0u);
   EXPECT_GT(spin_ns_per_iteration(), 0.0);
   EXPECT_GE(spin_iterations(1), 1u);
-  const auto many = spin_iterations(1'000'000);
-  EXPECT_NEAR(static_cast<double>(many) * spin_ns_per_iteration(), 1e6, 1e4);
+  // The work is really done: 200 messages of 50 us take at least 10 ms (a busy
+  // machine only makes it longer).
+  Consumer consumer(Params{.messages = 200, .work_ns = 50'000});
+  const auto start = Clock::now();
+  for (std::uint64_t id = 0; id < 200; ++id) consumer.receive(Message{id, payload_of(id)});
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(10));
 }
 
 TEST(ProducerConsumer, BadParametersAreRejected) {
@@ -115,6 +119,9 @@ TEST(ProducerConsumer, BadParametersAreRejected) {
   EXPECT_THROW(run_on(Impl::event_loop, Params{.producers = 0, .messages = 10}), std::invalid_argument);
   EXPECT_THROW(run_on(Impl::spsc_lockfree, Params{.producers = 2, .consumers = 1, .messages = 10}),
                std::invalid_argument);
+  // Only the pipeline has no consumers of its own.
+  EXPECT_THROW(run_on(Impl::fibers, Params{.consumers = 0, .messages = 10}), std::invalid_argument);
+  EXPECT_TRUE(matches(run_on(Impl::thread_pool, Params{.consumers = 0, .messages = 10}), reference(Params{.messages = 10})));
 }
 
 TEST_P(ProducerConsumerTest, EveryMessageExactlyOnce) {
@@ -125,6 +132,16 @@ TEST_P(ProducerConsumerTest, EveryMessageExactlyOnce) {
         EXPECT_TRUE(matches(got, reference(p))) << to_string(p) << ": " << to_string(got);
         EXPECT_LE(got.blocked_sends, got.sent);
       }
+}
+
+TEST_P(ProducerConsumerTest, RoomForEveryMessageMeansNoProducerWaits) {
+  for (const Params& p : shapes(GetParam(), Params{.capacity = 64, .messages = 50})) {
+    const Outcome got = run_on(GetParam(), p);
+    EXPECT_TRUE(matches(got, reference(p))) << to_string(p) << ": " << to_string(got);
+    EXPECT_EQ(got.blocked_sends, 0u) << to_string(p);
+    // buffered_channel keeps one slot free and wants a power of two.
+    EXPECT_EQ(got.capacity, GetParam() == Impl::fibers || GetParam() == Impl::fibers_mt ? 63u : 64u);
+  }
 }
 
 TEST_P(ProducerConsumerTest, ConsumerWorkAndPacingKeepEveryMessage) {
@@ -177,6 +194,16 @@ TEST_P(ProducerConsumerTest, FailingConsumerClosesTheBufferAndStopsTheGroup) {
   EXPECT_EQ(thread_count(), threads_before);
   for (const Params& p : shapes(GetParam(), Params{.capacity = 4, .messages = 1'000}))
     EXPECT_TRUE(matches(run_on(GetParam(), p), reference(p))) << to_string(p);
+}
+
+TEST_P(ProducerConsumerTest, FailureOnTheLastMessageEndsTheRun) {
+  // Producers may be done, or blocked sending the end of the stream.
+  for (Params p : shapes(GetParam(), Params{.capacity = 1, .messages = 100})) {
+    p.fail_at = p.messages - 1;
+    const Outcome got = run_on(GetParam(), p);
+    ASSERT_TRUE(got.error) << to_string(p);
+    EXPECT_LE(got.tally.count, p.messages - 1);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ProducerConsumerTest, testing::ValuesIn(kImpls),

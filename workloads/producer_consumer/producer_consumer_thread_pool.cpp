@@ -16,7 +16,7 @@
 namespace concbench::producer_consumer {
 
 Outcome run_thread_pool(ThreadPool& pool, const Params& p) {
-  Group group(p);
+  Group group(p, /*consumers_are_pool=*/true);
   tbb::enumerable_thread_specific<Consumer> consumers([&p] { return Consumer(p); });
   Params one_stream = p;
   one_stream.producers = 1;  // the input stage is one stream of every id
@@ -26,8 +26,10 @@ Outcome run_thread_pool(ThreadPool& pool, const Params& p) {
       control.stop();
       return Message{};
     }
-    if (auto due = stream.not_yet_due())
-      while (Clock::now() < *due) std::this_thread::yield();  // a pool thread: no sleep
+    if (auto due = stream.not_yet_due()) {
+      auto yield = [] { std::this_thread::yield(); };
+      wait_until(*due, [&](Clock::time_point) { yield(); }, yield);  // a pool thread: never sleeps
+    }
     stream.sent();
     return stream.next();
   };

@@ -20,19 +20,10 @@
 
 namespace concbench::producer_consumer {
 
-inline void wait_until(Clock::time_point due) {
-  for (auto now = Clock::now(); now < due; now = Clock::now()) {
-    if (auto until = sleep_target(due, now))
-      std::this_thread::sleep_until(*until);
-    else
-      std::this_thread::yield();
-  }
-}
-
 template <class Queue>
 Outcome run_on_threads(Group& group, Queue& queue, std::uint64_t capacity) {
   const Params& p = group.params();
-  std::atomic<unsigned> live{p.producers + p.consumers};
+  std::atomic<unsigned> live{0};  // threads started and not yet ended
   // A task that failed stops the group and closes the queue until the others ended.
   auto fail = [&](std::exception_ptr error) {
     group.fail(error);
@@ -47,12 +38,14 @@ Outcome run_on_threads(Group& group, Queue& queue, std::uint64_t capacity) {
       Producer producer(p, index, group.pace());
       bool closed = false;
       while (!producer.done() && !(closed = group.stopping())) {
-        if (auto due = producer.not_yet_due()) wait_until(*due);
+        if (auto due = producer.not_yet_due())
+          wait_until(
+              *due, [](Clock::time_point t) { std::this_thread::sleep_until(t); }, [] { std::this_thread::yield(); });
         const Message m = producer.next();
         if (!queue.try_send(m)) {
           const auto since = Clock::now();
           closed = !queue.send(m);
-          producer.blocked_since(since);
+          if (!closed) producer.blocked_since(since);
         }
         if (closed) break;
         producer.sent();
@@ -65,25 +58,38 @@ Outcome run_on_threads(Group& group, Queue& queue, std::uint64_t capacity) {
     live.fetch_sub(1);
   };
   auto consume = [&] {
-    Consumer consumer(p);
+    std::optional<Consumer> consumer;
     try {
+      consumer.emplace(p);
       while (!group.stopping()) {
         auto m = queue.receive();
         if (!m) break;
-        consumer.receive(*m);
+        consumer->receive(*m);
       }
     } catch (...) {
-      group.consumer_done(consumer);
+      if (consumer) group.consumer_done(*consumer);
       return fail(std::current_exception());
     }
-    group.consumer_done(consumer);
+    group.consumer_done(*consumer);
     live.fetch_sub(1);
   };
   {
     std::vector<std::jthread> threads;
     threads.reserve(p.producers + p.consumers);
-    for (unsigned c = 0; c < p.consumers; ++c) threads.emplace_back(consume);
-    for (unsigned i = 0; i < p.producers; ++i) threads.emplace_back(produce, i);
+    try {
+      for (unsigned c = 0; c < p.consumers; ++c) {
+        live.fetch_add(1);
+        threads.emplace_back(consume);
+      }
+      for (unsigned i = 0; i < p.producers; ++i) {
+        live.fetch_add(1);
+        threads.emplace_back(produce, i);
+      }
+    } catch (...) {
+      // A thread that could not start: the ones started would wait for it forever.
+      // It was counted as live; fail() ends it and closes the queue until they end.
+      fail(std::current_exception());
+    }
   }
   return group.finish(capacity);
 }
