@@ -537,7 +537,11 @@ def report(summary, plots):
              f"Baselines: `spsc_lockfree` (boost spsc_queue, both threads spin, 1x1 only: the limit) and "
              f"`moodycamel` (BlockingConcurrentQueue between threads). `thread_pool` is oneTBB's parallel_pipeline "
              "(one serial input stage, the pool's threads consume), run once per Q as 1 × pool and shown beside "
-             "every shape as a reference.")
+             "every shape as a reference; with Q = 1 its one token runs both stages on one thread in turn, no "
+             "hand-off between threads, so its Q=1 figure is not a channel's. A paced producer that is ahead "
+             "of its schedule yields (a sleep wakes tens of µs late) and so keeps a core busy: on a machine "
+             "with fewer cores than producers and consumers, the thread-based models' latency runs compete "
+             "with those spinning producers.")
     if summary["capacity_differs"]:
         built = {}
         for d in summary["capacity_differs"]:
