@@ -9,17 +9,14 @@
 #include "models/fiber_io.hpp"
 #include "workloads/fan_out/fan_out_http.hpp"
 
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/mutex.hpp>
 
 #include <memory>
 #include <mutex>
-#include <set>
 
 namespace concbench::fan_out {
 
@@ -51,7 +48,6 @@ struct FiberFanOut {
   std::uint64_t running = 0;
   std::vector<std::shared_ptr<Connection>> all;   // every connection, closed on its thread at the end
   std::vector<std::shared_ptr<Connection>> idle;  // keep-alive connections not in use
-  std::set<std::shared_ptr<Connection>> busy;     // connections with a request on them
   std::exception_ptr fatal;
   Clock::time_point first_failure;
 
@@ -71,8 +67,8 @@ struct FiberFanOut {
     if (error && !fatal) fatal = error;
     if (stopping.exchange(true)) return;
     first_failure = Clock::now();
-    for (const auto& c : busy)
-      asio::post(c->stream.get_executor(), [c] { c->stream.cancel(); });  // keeps c alive until it ran
+    for (const auto& c : all)
+      if (c->busy) asio::post(c->stream.get_executor(), [c] { c->stream.cancel(); });  // keeps c alive until it ran
     permit_freed.notify_all();
   }
 };
@@ -92,20 +88,17 @@ std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) 
     });
     if (ec) return failed(ec);
   }
-  const Request request = make_request(f.e.p, id, f.endpoint);
   auto [write_error, written] = f.await<std::size_t>(c, [&](auto handler) {
     c.stream.expires_at(deadline);
-    http::async_write(c.stream, request, std::move(handler));
+    asio::async_write(c.stream, asio::buffer(c.request(id)), std::move(handler));
   });
   if (write_error) return failed(write_error);
-  Parser parser;
-  limit_body(parser, f.e.p);
+  ResponseReader response(f.e.p, c.body);
   auto [read_error, read] = f.await<std::size_t>(c, [&](auto handler) {
-    http::async_read(c.stream, c.buffer, parser, std::move(handler));
+    http::async_read(c.stream, c.buffer, response, std::move(handler));
   });
   if (read_error) return failed(read_error);
-  const auto& response = parser.get();
-  const Ending ending = record_response(f.tally, f.e, id, response.result_int(), response.body());
+  const Ending ending = record_response(f.tally, f.e, id, response.status(), response.body());
   if (!response.keep_alive()) f.await(c, [&](auto handler) { c.stream.close(), handler(error_code{}); });
   return ending;
 }
@@ -119,12 +112,13 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
     if (!f.stopping) {
       --f.free_permits;
       if (f.idle.empty()) {
-        c = f.all.emplace_back(std::make_shared<Connection>(FiberPool::thread_context().get_executor()));  // this thread's
+        c = f.all.emplace_back(  // on this thread's io_context
+            std::make_shared<Connection>(FiberPool::thread_context().get_executor(), f.e.p, f.endpoint));
       } else {
         c = std::move(f.idle.back());
         f.idle.pop_back();
       }
-      f.busy.insert(c);
+      c->busy = true;
     }
   }
   if (c) {
@@ -138,7 +132,7 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
     std::unique_lock lock(f.mutex);
     ++f.free_permits;
     f.permit_freed.notify_one();
-    f.busy.erase(c);
+    c->busy = false;
     const bool answered = ending == Ending::ok || ending == Ending::failed;
     if (answered && c->stream.socket().is_open()) f.idle.push_back(std::move(c));
     c.reset();  // under the lock: the last reference goes on the connection's own thread, at the end
