@@ -1,11 +1,11 @@
 // event_loop: one coroutine per request on the loop's one thread, as with asyncio
 // (gather of N tasks and a Semaphore(K)). The cap is a buffered channel of K slots
-// (Go's semaphore idiom on Asio's channel). The timeout is the stream's deadline: a
-// timer that Beast races against each operation, cancelling it on expiry. Fail-fast
+// (Go's semaphore idiom on Asio's channel). The timeout is the connection's deadline
+// timer (fan_out_http.hpp), which closes the socket on expiry. Fail-fast
 // cancels every sibling waiting for a slot (cancelling the channel's waiters) and
 // every connection in use; a request between two operations stops before the next.
 //
-// The coroutines, the channel and the streams use the io_context's own executor
+// The coroutines, the channel and the sockets use the io_context's own executor
 // type: Asio's default, the type-erased any_io_executor (which co_spawn makes
 // count outstanding work), is copied in every operation and every handler, and
 // those copies were a tenth of the client's time per request.
@@ -20,7 +20,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/read.hpp>
 
 #include <memory>
@@ -50,13 +49,17 @@ struct FanOut {
         permits(executor, e.p.k),
         all_ended(executor) {}
 
+  ~FanOut() {
+    for (auto& c : all) c->close();
+  }
+
   const Expected& e;
   Measurements& m;
   Executor executor;
   asio::ip::tcp::endpoint endpoint;
   Tally tally;
   asio::experimental::channel<Executor, void(error_code)> permits;  // one buffered message per request in flight
-  std::vector<std::unique_ptr<Connection>> all;  // every connection, at most K
+  std::vector<std::shared_ptr<Connection>> all;  // every connection, at most K
   std::vector<Connection*> idle;                 // those without a request on them
   std::uint64_t running = 0;
   asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor> all_ended;  // cancelled by the last request to end
@@ -70,8 +73,9 @@ struct FanOut {
     stopping = true;
     first_failure = Clock::now();
     permits.cancel();  // the requests waiting for a slot
+    error_code ignored;
     for (auto& c : all)
-      if (c->busy) c->stream.cancel();
+      if (c->busy) c->socket.cancel(ignored);
   }
 
   // Throws as a cancelled operation would: called before each operation, it stops
@@ -83,20 +87,20 @@ struct FanOut {
 
 // Sends request `id` on `c` and reads its answer, all within the timeout.
 Task<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
-  c.stream.expires_after(f.e.p.timeout);
-  if (!c.stream.socket().is_open()) {
+  c.start(Clock::now() + f.e.p.timeout);
+  if (!c.socket.is_open()) {
     c.buffer.clear();  // what an earlier connection left
     f.throw_if_stopping();
-    co_await c.stream.async_connect(f.endpoint, use_task);
+    co_await c.socket.async_connect(f.endpoint, use_task);
   }
   f.throw_if_stopping();
-  co_await asio::async_write(c.stream, asio::buffer(c.request(id)), use_task);
+  co_await asio::async_write(c.socket, asio::buffer(c.request(id)), use_task);
   ResponseReader response(f.e.p, c.body);
   f.throw_if_stopping();
-  co_await http::async_read(c.stream, c.buffer, response, use_task);
-  c.stream.expires_never();
+  co_await http::async_read(c.socket, c.buffer, response, use_task);
+  c.finish();
   const Ending ending = record_response(f.tally, f.e, id, response.status(), response.body());
-  if (!response.keep_alive()) c.stream.close();
+  if (!response.keep_alive()) c.disconnect();
   co_return ending;
 }
 
@@ -110,7 +114,8 @@ Task<void> fetch(FanOut& f, std::uint64_t id) {
     } release{f};
     if (!f.stopping) {
       const auto start = Clock::now();
-      if (f.idle.empty()) f.idle.push_back(f.all.emplace_back(std::make_unique<Connection>(f.executor, f.e.p, f.endpoint)).get());
+      if (f.idle.empty())  // fewer than K connections so far
+        f.idle.push_back(f.all.emplace_back(std::make_shared<Connection>(f.executor, f.e.p, f.endpoint)).get());
       // Back to the idle list at the end; one whose exchange did not finish is
       // closed first (its next request reconnects).
       struct Lease {
@@ -118,7 +123,7 @@ Task<void> fetch(FanOut& f, std::uint64_t id) {
         Connection& c;
         bool finished = false;
         ~Lease() {
-          if (!finished) c.stream.close();
+          if (!finished) c.disconnect();
           c.busy = false;
           f.idle.push_back(&c);
         }
@@ -128,9 +133,9 @@ Task<void> fetch(FanOut& f, std::uint64_t id) {
       try {
         ending = co_await exchange(f, lease.c, id);
         lease.finished = true;
-      } catch (const boost::system::system_error& error) {
-        if (error.code() != beast::error::timeout) throw;
-        f.tally.end(id, Ending::timed_out);  // Beast closed the connection
+      } catch (const boost::system::system_error&) {
+        if (!lease.c.timed_out()) throw;
+        f.tally.end(id, Ending::timed_out);  // the deadline closed the connection
         ending = Ending::timed_out;
       }
       f.m.latency.record(Clock::now() - start);

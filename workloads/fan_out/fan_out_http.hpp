@@ -10,9 +10,10 @@
 // response_parser<> would build header fields and strings anew for each one).
 #include "workloads/fan_out/fan_out.hpp"
 
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 
 #include <sys/uio.h>
@@ -78,18 +79,50 @@ class ResponseReader : public boost::beast::http::basic_parser<false> {
 };
 
 // One keep-alive connection of the asynchronous models (event_loop, fibers): its
-// stream, bound to the io_context that runs its operations (by its concrete
-// executor type: no type-erased executor copied in every operation), and its buffers.
-struct AsyncConnection {
-  using Stream = boost::beast::basic_stream<asio::ip::tcp, asio::io_context::executor_type>;
-  AsyncConnection(const asio::io_context::executor_type& executor, const Params& p,
-                  const asio::ip::tcp::endpoint& server)
-      : stream(executor), request(p, server) {}
-  Stream stream;
+// socket, bound to the io_context that runs its operations (by its concrete
+// executor type: no type-erased executor copied in every operation), its buffers,
+// and the timeout of the request on it. Used on that io_context's thread only.
+//
+// The timeout is one timer per connection. Beast's tcp_stream arms and cancels a
+// timer around every read and write (four timer operations and two more handlers
+// a request); this one is armed only while no wait is pending, and when it fires
+// at an earlier request's deadline it re-arms itself for the current one, so a
+// busy connection touches it about once per timeout. On expiry it closes the
+// socket: the pending operation ends (operation_aborted, or bad_descriptor for one
+// started after), and timed_out() tells that ending from a cancel. The pending
+// wait holds the connection (shared_from_this) until close() ends it.
+class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
+ public:
+  using Executor = asio::io_context::executor_type;
+  using Clock = std::chrono::steady_clock;
+
+  AsyncConnection(const Executor& executor, const Params& p, const asio::ip::tcp::endpoint& server)
+      : socket(executor), request(p, server), timer_(executor) {}
+
+  // Before a request's first operation. Deadlines only grow (each is now plus the
+  // run's timeout), so a pending wait never fires too late.
+  void start(Clock::time_point deadline);
+  void finish() { deadline_ = Clock::time_point::max(); }  // the request ended in time
+  bool timed_out() const { return timed_out_; }
+  // Ends the request on it and closes the socket; the next request reconnects.
+  void disconnect();
+  // At the end of a run: the socket and the timer; the connection is freed once
+  // the timer's handler has run, on this thread.
+  void close();
+
+  asio::basic_stream_socket<asio::ip::tcp, Executor> socket;
   boost::beast::flat_buffer buffer;
   RequestText request;
   std::string body;   // of the latest response
   bool busy = false;  // a request is on it
+
+ private:
+  void arm();
+
+  asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor> timer_;
+  Clock::time_point deadline_ = Clock::time_point::max();  // max: no request on it
+  bool armed_ = false;                                     // a wait is pending
+  bool timed_out_ = false;
 };
 
 // One keep-alive connection on a non-blocking socket driven by poll(): every wait
