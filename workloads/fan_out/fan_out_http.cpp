@@ -98,6 +98,9 @@ Ending BlockingConnection::fetch(Tally& tally, const Expected& e, std::uint64_t 
   error_code ec;
   if (fd_ < 0) connect(ec);
   if (!ec) asio::write(*this, asio::buffer(request_(id)), ec);
+  // The answer is hardly ever there the moment the request is sent: waiting for it
+  // first saves a read that would fail with EAGAIN before the same wait.
+  if (!ec && buffer_.size() == 0) wait(POLLIN, ec);
   ResponseReader response(e.p, body_);
   if (!ec) http::read(*this, buffer_, response, ec);
   if (!ec && !aborted_) {
