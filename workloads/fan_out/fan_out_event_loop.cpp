@@ -1,7 +1,7 @@
 // event_loop: one coroutine per request on the loop's one thread, as with asyncio
 // (gather of N tasks and a Semaphore(K)). The cap is a buffered channel of K slots
 // (Go's semaphore idiom on Asio's channel). The timeout is the connection's deadline
-// timer (fan_out_http.hpp), which closes the socket on expiry. Fail-fast
+// (deadline.hpp), which closes the socket on expiry. Fail-fast
 // cancels every sibling waiting for a slot (cancelling the channel's waiters) and
 // every connection in use; a request between two operations stops before the next.
 //
@@ -49,17 +49,13 @@ struct FanOut {
         permits(executor, e.p.k),
         all_ended(executor) {}
 
-  ~FanOut() {
-    for (auto& c : all) c->close();
-  }
-
   const Expected& e;
   Measurements& m;
   Executor executor;
   asio::ip::tcp::endpoint endpoint;
   Tally tally;
   asio::experimental::channel<Executor, void(error_code)> permits;  // one buffered message per request in flight
-  std::vector<std::shared_ptr<Connection>> all;  // every connection, at most K
+  std::vector<std::unique_ptr<Connection>> all;  // every connection, at most K
   std::vector<Connection*> idle;                 // those without a request on them
   std::uint64_t running = 0;
   asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor> all_ended;  // cancelled by the last request to end
@@ -87,7 +83,7 @@ struct FanOut {
 
 // Sends request `id` on `c` and reads its answer, all within the timeout.
 Task<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
-  c.start(Clock::now() + f.e.p.timeout);
+  c.deadline.start(Clock::now() + f.e.p.timeout);
   if (!c.socket.is_open()) {
     c.buffer.clear();  // what an earlier connection left
     f.throw_if_stopping();
@@ -98,7 +94,7 @@ Task<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
   ResponseReader response(f.e.p, c.body);
   f.throw_if_stopping();
   co_await http::async_read(c.socket, c.buffer, response, use_task);
-  c.finish();
+  c.deadline.stop();
   const Ending ending = record_response(f.tally, f.e, id, response.status(), response.body());
   if (!response.keep_alive()) c.disconnect();
   co_return ending;
@@ -115,7 +111,7 @@ Task<void> fetch(FanOut& f, std::uint64_t id) {
     if (!f.stopping) {
       const auto start = Clock::now();
       if (f.idle.empty())  // fewer than K connections so far
-        f.idle.push_back(f.all.emplace_back(std::make_shared<Connection>(f.executor, f.e.p, f.endpoint)).get());
+        f.idle.push_back(f.all.emplace_back(std::make_unique<Connection>(f.executor, f.e.p, f.endpoint)).get());
       // Back to the idle list at the end; one whose exchange did not finish is
       // closed first (its next request reconnects).
       struct Lease {
@@ -134,7 +130,7 @@ Task<void> fetch(FanOut& f, std::uint64_t id) {
         ending = co_await exchange(f, lease.c, id);
         lease.finished = true;
       } catch (const boost::system::system_error&) {
-        if (!lease.c.timed_out()) throw;
+        if (!lease.c.deadline.expired()) throw;
         f.tally.end(id, Ending::timed_out);  // the deadline closed the connection
         ending = Ending::timed_out;
       }

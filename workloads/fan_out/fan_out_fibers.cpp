@@ -2,7 +2,7 @@
 // with a semaphore of K. Code reads as blocking calls; each one is a Beast
 // operation on the pool thread's own io_context, and fiber_await suspends only the
 // fiber that waits (the thread runs the other fibers and the reactor). The timeout
-// is the connection's deadline timer (fan_out_http.hpp), on the socket's thread;
+// is the connection's deadline (deadline.hpp), on the socket's thread;
 // fail-fast cancels each connection in use on that thread.
 #include "workloads/fan_out/fan_out.hpp"
 
@@ -79,7 +79,7 @@ struct FiberFanOut {
 // Request id on connection c: the ending, or nullopt if the group stopped it.
 std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) {
   auto failed = [&](const error_code& ec) -> std::optional<Ending> {
-    if (c.timed_out()) return Ending::timed_out;  // set on the socket's thread before the completion
+    if (c.deadline.expired()) return Ending::timed_out;  // set on the socket's thread before the completion
     if (ec == asio::error::operation_aborted) return std::nullopt;
     throw unreachable(f.endpoint, ec);
   };
@@ -88,14 +88,14 @@ std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) 
   const bool connect = !c.socket.is_open();  // an idle connection's deadline never closes it
   if (connect) {
     auto [ec] = f.await(c, [&](auto handler) {
-      c.start(deadline);
+      c.deadline.start(deadline);
       c.buffer.clear();
       c.socket.async_connect(f.endpoint, std::move(handler));
     });
     if (ec) return failed(ec);
   }
   auto [write_error, written] = f.await<std::size_t>(c, [&](auto handler) {
-    if (!connect) c.start(deadline);
+    if (!connect) c.deadline.start(deadline);
     asio::async_write(c.socket, asio::buffer(c.request(id)), std::move(handler));
   });
   if (write_error) return failed(write_error);
@@ -103,7 +103,7 @@ std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) 
   auto [read_error, read] = f.await<std::size_t>(c, [&](auto handler) {
     http::async_read(c.socket, c.buffer, response,
                      [&c, handler = std::move(handler)](const error_code& ec, std::size_t n) mutable {
-                       c.finish();  // on the socket's thread, before the fiber goes on
+                       c.deadline.stop();  // on the socket's thread, before the fiber goes on
                        handler(ec, n);
                      });
   });
@@ -175,7 +175,6 @@ Outcome run_fibers(FiberPool& pool, const Target& target, const Expected& e, Mea
     for (auto& c : f.all) {
       const auto executor = c->socket.get_executor();
       fiber_await<>(executor, [c = std::move(c)](auto done) mutable {
-        c->close();
         c.reset();
         done();
       });

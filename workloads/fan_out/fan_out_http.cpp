@@ -60,37 +60,6 @@ std::runtime_error unreachable(const asio::ip::tcp::endpoint& server, const erro
   return std::runtime_error("cannot reach the server at " + host_port(server) + ": " + error.message());
 }
 
-// ---- AsyncConnection ----
-
-void AsyncConnection::start(Clock::time_point deadline) {
-  deadline_ = deadline;
-  timed_out_ = false;
-  if (!armed_) arm();
-}
-
-void AsyncConnection::arm() {
-  armed_ = true;
-  timer_.expires_at(deadline_);
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-    self->armed_ = false;
-    if (ec || self->deadline_ == Clock::time_point::max()) return;  // closed, or no request on it
-    if (Clock::now() < self->deadline_) return self->arm();         // an earlier request's deadline
-    self->timed_out_ = true;
-    self->disconnect();
-  });
-}
-
-void AsyncConnection::disconnect() {
-  deadline_ = Clock::time_point::max();
-  error_code ignored;
-  socket.close(ignored);
-}
-
-void AsyncConnection::close() {
-  disconnect();
-  timer_.cancel();
-}
-
 // ---- BlockingConnection ----
 
 Ending BlockingConnection::fetch(Tally& tally, const Expected& e, std::uint64_t id, Clock::time_point deadline) {

@@ -8,9 +8,9 @@
 // its response body live in buffers that the connection reuses, so a warm
 // connection allocates nothing per request (Beast's request<> and
 // response_parser<> would build header fields and strings anew for each one).
+#include "workloads/fan_out/deadline.hpp"
 #include "workloads/fan_out/fan_out.hpp"
 
-#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -80,49 +80,31 @@ class ResponseReader : public boost::beast::http::basic_parser<false> {
 
 // One keep-alive connection of the asynchronous models (event_loop, fibers): its
 // socket, bound to the io_context that runs its operations (by its concrete
-// executor type: no type-erased executor copied in every operation), its buffers,
-// and the timeout of the request on it. Used on that io_context's thread only.
-//
-// The timeout is one timer per connection. Beast's tcp_stream arms and cancels a
-// timer around every read and write (four timer operations and two more handlers
-// a request); this one is armed only while no wait is pending, and when it fires
-// at an earlier request's deadline it re-arms itself for the current one, so a
-// busy connection touches it about once per timeout. On expiry it closes the
-// socket: the pending operation ends (operation_aborted, or bad_descriptor for one
-// started after), and timed_out() tells that ending from a cancel. The pending
-// wait holds the connection (shared_from_this) until close() ends it.
-class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
- public:
+// executor type: no type-erased executor copied in every operation), the timeout
+// of the request on it (closing the socket on expiry), and its buffers. Used and
+// destroyed on that io_context's thread only.
+struct AsyncConnection {
   using Executor = asio::io_context::executor_type;
-  using Clock = std::chrono::steady_clock;
+  using Socket = asio::basic_stream_socket<asio::ip::tcp, Executor>;
 
   AsyncConnection(const Executor& executor, const Params& p, const asio::ip::tcp::endpoint& server)
-      : socket(executor), request(p, server), timer_(executor) {}
+      : socket(executor), deadline(socket), request(p, server) {}
+  AsyncConnection(const AsyncConnection&) = delete;  // the deadline refers to the socket
+  AsyncConnection& operator=(const AsyncConnection&) = delete;
 
-  // Before a request's first operation. Deadlines only grow (each is now plus the
-  // run's timeout), so a pending wait never fires too late.
-  void start(Clock::time_point deadline);
-  void finish() { deadline_ = Clock::time_point::max(); }  // the request ended in time
-  bool timed_out() const { return timed_out_; }
   // Ends the request on it and closes the socket; the next request reconnects.
-  void disconnect();
-  // At the end of a run: the socket and the timer; the connection is freed once
-  // the timer's handler has run, on this thread.
-  void close();
+  void disconnect() {
+    deadline.stop();
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  }
 
-  asio::basic_stream_socket<asio::ip::tcp, Executor> socket;
+  Socket socket;
+  Deadline<Socket> deadline;
   boost::beast::flat_buffer buffer;
   RequestText request;
   std::string body;   // of the latest response
   bool busy = false;  // a request is on it
-
- private:
-  void arm();
-
-  asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor> timer_;
-  Clock::time_point deadline_ = Clock::time_point::max();  // max: no request on it
-  bool armed_ = false;                                     // a wait is pending
-  bool timed_out_ = false;
 };
 
 // One keep-alive connection on a non-blocking socket driven by poll(): every wait
