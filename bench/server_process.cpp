@@ -148,7 +148,7 @@ fan_out::Target ServerProcess::wait_until_serving(int out) {
   // Listening is not serving: one request proves it answers.
   const auto probe = fan_out::reference({1, 1, 0, 64, 0, fan_out::Group::settled});
   fan_out::Tally tally;
-  fan_out::BlockingConnection connection(fan_out::endpoint_of(target));
+  fan_out::BlockingConnection connection(probe.p, fan_out::endpoint_of(target));
   if (connection.fetch(tally, probe, 0, Clock::now() + kStartTimeout) != fan_out::Ending::ok)
     throw std::runtime_error("concbench-server on port " + std::to_string(*port) + " does not answer");
   return target;

@@ -151,19 +151,19 @@ bool matches(const Outcome& got, const Expected& want) {
 }
 
 Ending record_response(Tally& tally, const Expected& e, std::uint64_t id, unsigned status, std::string_view body) {
-  const auto where = "request " + std::to_string(id) + ": ";
-  if (id >= e.body_checksums.size()) throw std::runtime_error(where + "no such request");
+  // The message is built only for an error: a correct response allocates nothing.
+  auto error = [id](const std::string& what) { return std::runtime_error("request " + std::to_string(id) + ": " + what); };
+  if (id >= e.body_checksums.size()) throw error("no such request");
   if (draws_failure(id, e.p.fail)) {
-    if (status != 500) throw std::runtime_error(where + "HTTP " + std::to_string(status) + ", expected 500");
+    if (status != 500) throw error("HTTP " + std::to_string(status) + ", expected 500");
     tally.end(id, Ending::failed);
     return Ending::failed;
   }
-  if (status != 200) throw std::runtime_error(where + "HTTP " + std::to_string(status) + ", expected 200");
+  if (status != 200) throw error("HTTP " + std::to_string(status) + ", expected 200");
   if (body.size() != e.p.body_bytes)
-    throw std::runtime_error(where + std::to_string(body.size()) + " body bytes, expected " +
-                             std::to_string(e.p.body_bytes));
+    throw error(std::to_string(body.size()) + " body bytes, expected " + std::to_string(e.p.body_bytes));
   const std::uint64_t checksum = body_checksum(body);
-  if (checksum != e.body_checksums[id]) throw std::runtime_error(where + "the body differs");
+  if (checksum != e.body_checksums[id]) throw error("the body differs");
   tally.end(id, Ending::ok, checksum);
   return Ending::ok;
 }

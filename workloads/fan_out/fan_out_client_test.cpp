@@ -169,6 +169,19 @@ TEST_F(FanOutClient, ARequestPastItsTimeoutEndsTimedOutOnTime) {
   }
 }
 
+TEST_F(FanOutClient, AConnectionBusyPastTheTimeoutTimesOutNoRequestInTime) {
+  // One connection, requests of 40 ms against a timeout of 100 ms: the connection
+  // stays busy for longer than the timeout, so a deadline kept per connection
+  // must follow each request's own start, not the first one's.
+  Params p{6, 1, 40'000, 64, 0, Group::settled};
+  p.timeout = 100ms;
+  const Expected e = reference(p);
+  for (const Client& c : clients()) {
+    Measurements m;
+    EXPECT_EQ(c.run(target_, e, m), e.settled) << c.name;
+  }
+}
+
 TEST(FanOutClientWithoutServer, AServerThatIsDownIsAClearErrorAtOnce) {
   // A port that nothing listens on: bound, then closed.
   std::uint16_t port;

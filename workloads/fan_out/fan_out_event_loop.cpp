@@ -1,30 +1,28 @@
 // event_loop: one coroutine per request on the loop's one thread, as with asyncio
 // (gather of N tasks and a Semaphore(K)). The cap is a buffered channel of K slots
-// (Go's semaphore idiom on Asio's channel). The timeout is the stream's deadline: a
-// timer that Beast races against each operation, cancelling it on expiry. Fail-fast
-// cancels every sibling waiting for a slot through its cancellation slot, and every
-// connection in use directly.
+// (Go's semaphore idiom on Asio's channel). The timeout is the connection's deadline
+// (deadline.hpp), which closes the socket on expiry. Fail-fast
+// cancels every sibling waiting for a slot (cancelling the channel's waiters) and
+// every connection in use; a request between two operations stops before the next.
+//
+// The coroutines, the channel and the sockets use the io_context's own executor
+// type: Asio's default, the type-erased any_io_executor (which co_spawn makes
+// count outstanding work), is copied in every operation and every handler, and
+// those copies were a tenth of the client's time per request.
 #include "workloads/fan_out/fan_out.hpp"
 
 #include "workloads/fan_out/fan_out_http.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <memory>
-#include <set>
 
 namespace concbench::fan_out {
 
@@ -35,84 +33,105 @@ using boost::system::error_code;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
+using Executor = asio::io_context::executor_type;
+template <class T>
+using Task = asio::awaitable<T, Executor>;
+constexpr asio::use_awaitable_t<Executor> use_task;
+
 using Connection = AsyncConnection;
 
 struct FanOut {
-  FanOut(asio::any_io_executor executor, const Target& target, const Expected& e, Measurements& m)
-      : e(e), m(m), endpoint(endpoint_of(target)), permits(executor, e.p.k), cancel(e.p.n), all_ended(executor) {}
+  FanOut(asio::io_context& context, const Target& target, const Expected& e, Measurements& m)
+      : e(e),
+        m(m),
+        executor(context.get_executor()),
+        endpoint(endpoint_of(target)),
+        permits(executor, e.p.k),
+        all_ended(executor) {}
 
   const Expected& e;
   Measurements& m;
+  Executor executor;
   asio::ip::tcp::endpoint endpoint;
   Tally tally;
-  asio::experimental::channel<void(error_code)> permits;  // one buffered message per request in flight
-  std::vector<std::unique_ptr<Connection>> idle;          // keep-alive connections not in use
-  std::set<Connection*> busy;                             // connections with a request on them
-  std::vector<asio::cancellation_signal> cancel;          // by id: stops that request
-  std::vector<bool> ended;
+  asio::experimental::channel<Executor, void(error_code)> permits;  // one buffered message per request in flight
+  std::vector<std::unique_ptr<Connection>> all;  // every connection, at most K
+  std::vector<Connection*> idle;                 // those without a request on them
   std::uint64_t running = 0;
-  asio::steady_timer all_ended;  // cancelled by the last request to end
-  bool stopping = false;         // group:all after a failure, or a fatal error
+  asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor> all_ended;  // cancelled by the last request to end
+  bool stopping = false;  // group:all after a failure, or a fatal error
   Clock::time_point first_failure;
   std::exception_ptr fatal;  // the server unreachable or a wrong answer: the run fails
 
   // After the first failure (group:all) or a fatal error, every other request stops.
-  void stop_all(std::uint64_t except) {
+  void stop_all() {
     if (stopping) return;
     stopping = true;
     first_failure = Clock::now();
-    for (std::uint64_t id = 0; id < cancel.size(); ++id)
-      if (id != except && !ended[id]) cancel[id].emit(asio::cancellation_type::terminal);
-    for (Connection* c : busy) c->stream.cancel();
+    permits.cancel();  // the requests waiting for a slot
+    error_code ignored;
+    for (auto& c : all)
+      if (c->busy) c->socket.cancel(ignored);
+  }
+
+  // Throws as a cancelled operation would: called before each operation, it stops
+  // a request whose cancel came between two of them.
+  void throw_if_stopping() const {
+    if (stopping) throw boost::system::system_error(asio::error::operation_aborted);
   }
 };
 
 // Sends request `id` on `c` and reads its answer, all within the timeout.
-asio::awaitable<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
-  c.stream.expires_after(f.e.p.timeout);
-  if (!c.stream.socket().is_open()) co_await c.stream.async_connect(f.endpoint, asio::use_awaitable);
-  const auto request = make_request(f.e.p, id, f.endpoint);
-  co_await http::async_write(c.stream, request, asio::use_awaitable);
-  Parser parser;
-  limit_body(parser, f.e.p);
-  co_await http::async_read(c.stream, c.buffer, parser, asio::use_awaitable);
-  c.stream.expires_never();
-  const auto& response = parser.get();
-  const Ending ending = record_response(f.tally, f.e, id, response.result_int(), response.body());
-  if (!response.keep_alive()) c.stream.close();
+Task<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
+  c.deadline.start(Clock::now() + f.e.p.timeout);
+  if (!c.socket.is_open()) {
+    c.buffer.clear();  // what an earlier connection left
+    f.throw_if_stopping();
+    co_await c.socket.async_connect(f.endpoint, use_task);
+  }
+  f.throw_if_stopping();
+  co_await asio::async_write(c.socket, asio::buffer(c.request(id)), use_task);
+  ResponseReader response(f.e.p, c.body);
+  f.throw_if_stopping();
+  co_await http::async_read(c.socket, c.buffer, response, use_task);
+  c.deadline.stop();
+  const Ending ending = record_response(f.tally, f.e, id, response.status(), response.body());
+  if (!response.keep_alive()) c.disconnect();
   co_return ending;
 }
 
-asio::awaitable<void> fetch(FanOut& f, std::uint64_t id) {
-  const auto executor = co_await asio::this_coro::executor;
+Task<void> fetch(FanOut& f, std::uint64_t id) {
   std::optional<Ending> ending;  // none: it never got its answer
   try {
-    co_await f.permits.async_send(error_code{}, asio::use_awaitable);  // waits while K are in flight
+    co_await f.permits.async_send(error_code{}, use_task);  // waits while K are in flight
     struct Release {
       FanOut& f;
       ~Release() { f.permits.try_receive([](error_code) {}); }
     } release{f};
     if (!f.stopping) {
       const auto start = Clock::now();
-      std::unique_ptr<Connection> c;
-      if (f.idle.empty()) {
-        c = std::make_unique<Connection>(executor);
-      } else {
-        c = std::move(f.idle.back());
-        f.idle.pop_back();
-      }
-      f.busy.insert(c.get());
-      struct Unbusy {
+      if (f.idle.empty())  // fewer than K connections so far
+        f.idle.push_back(f.all.emplace_back(std::make_unique<Connection>(f.executor, f.e.p, f.endpoint)).get());
+      // Back to the idle list at the end; one whose exchange did not finish is
+      // closed first (its next request reconnects).
+      struct Lease {
         FanOut& f;
-        Connection* c;
-        ~Unbusy() { f.busy.erase(c); }
-      } unbusy{f, c.get()};
+        Connection& c;
+        bool finished = false;
+        ~Lease() {
+          if (!finished) c.disconnect();
+          c.busy = false;
+          f.idle.push_back(&c);
+        }
+      } lease{f, *f.idle.back()};
+      f.idle.pop_back();
+      lease.c.busy = true;
       try {
-        ending = co_await exchange(f, *c, id);
-        if (c->stream.socket().is_open()) f.idle.push_back(std::move(c));
-      } catch (const boost::system::system_error& error) {
-        if (error.code() != beast::error::timeout) throw;
-        f.tally.end(id, Ending::timed_out);  // Beast closed the connection
+        ending = co_await exchange(f, lease.c, id);
+        lease.finished = true;
+      } catch (const boost::system::system_error&) {
+        if (!lease.c.deadline.expired()) throw;
+        f.tally.end(id, Ending::timed_out);  // the deadline closed the connection
         ending = Ending::timed_out;
       }
       f.m.latency.record(Clock::now() - start);
@@ -127,22 +146,19 @@ asio::awaitable<void> fetch(FanOut& f, std::uint64_t id) {
     if (!f.fatal) f.fatal = std::current_exception();
   }
   if (!ending) f.tally.end(id, Ending::cancelled);
-  if (f.fatal || (f.e.p.group == Group::all && ending && *ending != Ending::ok)) f.stop_all(id);
-  f.ended[id] = true;
+  if (f.fatal || (f.e.p.group == Group::all && ending && *ending != Ending::ok)) f.stop_all();
   if (--f.running == 0) {
     if (f.stopping) f.m.cancel = Clock::now() - f.first_failure;
     f.all_ended.cancel();
   }
 }
 
-asio::awaitable<Outcome> fan_out(const Target& target, const Expected& e, Measurements& m) {
-  const auto executor = co_await asio::this_coro::executor;
-  FanOut f(executor, target, e, m);
-  f.ended.assign(e.p.n, false);
+asio::awaitable<Outcome> fan_out(asio::io_context& context, const Target& target, const Expected& e,
+                                 Measurements& m) {
+  FanOut f(context, target, e, m);
   f.running = e.p.n;
   f.all_ended.expires_at(Clock::time_point::max());
-  for (std::uint64_t id = 0; id < e.p.n; ++id)
-    asio::co_spawn(executor, fetch(f, id), asio::bind_cancellation_slot(f.cancel[id].slot(), asio::detached));
+  for (std::uint64_t id = 0; id < e.p.n; ++id) asio::co_spawn(f.executor, fetch(f, id), asio::detached);
   if (e.p.n > 0) co_await f.all_ended.async_wait(asio::as_tuple(asio::use_awaitable));  // ends when cancelled
   if (f.fatal) std::rethrow_exception(f.fatal);
   co_return f.tally.outcome();
@@ -151,7 +167,7 @@ asio::awaitable<Outcome> fan_out(const Target& target, const Expected& e, Measur
 }  // namespace
 
 Outcome run_event_loop(EventLoop& loop, const Target& target, const Expected& e, Measurements& m) {
-  return loop.run(fan_out(target, e, m));
+  return loop.run(fan_out(loop.context(), target, e, m));
 }
 
 }  // namespace concbench::fan_out

@@ -2,24 +2,20 @@
 // with a semaphore of K. Code reads as blocking calls; each one is a Beast
 // operation on the pool thread's own io_context, and fiber_await suspends only the
 // fiber that waits (the thread runs the other fibers and the reactor). The timeout
-// is the stream's own deadline (Beast's timer race on the socket's thread);
+// is the connection's deadline (deadline.hpp), on the socket's thread;
 // fail-fast cancels each connection in use on that thread.
 #include "workloads/fan_out/fan_out.hpp"
 
 #include "models/fiber_io.hpp"
 #include "workloads/fan_out/fan_out_http.hpp"
 
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/mutex.hpp>
 
 #include <memory>
 #include <mutex>
-#include <set>
 
 namespace concbench::fan_out {
 
@@ -51,16 +47,15 @@ struct FiberFanOut {
   std::uint64_t running = 0;
   std::vector<std::shared_ptr<Connection>> all;   // every connection, closed on its thread at the end
   std::vector<std::shared_ptr<Connection>> idle;  // keep-alive connections not in use
-  std::set<std::shared_ptr<Connection>> busy;     // connections with a request on them
   std::exception_ptr fatal;
   Clock::time_point first_failure;
 
-  // Runs on the stream's thread (Asio I/O objects are not thread-safe). Once the
+  // Runs on the socket's thread (Asio I/O objects are not thread-safe). Once the
   // group stopped, an operation completes at once as aborted: a cancel posted
   // before it started would have missed it.
   template <class... Args, class Start>
   std::tuple<error_code, Args...> await(Connection& c, Start start) {
-    return fiber_await<error_code, Args...>(c.stream.get_executor(), [this, start](auto handler) mutable {
+    return fiber_await<error_code, Args...>(c.socket.get_executor(), [this, start](auto handler) mutable {
       if (stopping) return handler(asio::error::operation_aborted, Args{}...);
       start(std::move(handler));
     });
@@ -71,8 +66,12 @@ struct FiberFanOut {
     if (error && !fatal) fatal = error;
     if (stopping.exchange(true)) return;
     first_failure = Clock::now();
-    for (const auto& c : busy)
-      asio::post(c->stream.get_executor(), [c] { c->stream.cancel(); });  // keeps c alive until it ran
+    for (const auto& c : all)
+      if (c->busy)
+        asio::post(c->socket.get_executor(), [c] {  // keeps c alive until it ran
+          error_code ignored;
+          c->socket.cancel(ignored);
+        });
     permit_freed.notify_all();
   }
 };
@@ -80,33 +79,37 @@ struct FiberFanOut {
 // Request id on connection c: the ending, or nullopt if the group stopped it.
 std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) {
   auto failed = [&](const error_code& ec) -> std::optional<Ending> {
-    if (ec == beast::error::timeout) return Ending::timed_out;
+    if (c.deadline.expired()) return Ending::timed_out;  // set on the socket's thread before the completion
     if (ec == asio::error::operation_aborted) return std::nullopt;
     throw unreachable(f.endpoint, ec);
   };
+  // The request's clock starts with its first operation, on the socket's thread.
   const auto deadline = Clock::now() + f.e.p.timeout;
-  if (!c.stream.socket().is_open()) {
+  const bool connect = !c.socket.is_open();  // an idle connection's deadline never closes it
+  if (connect) {
     auto [ec] = f.await(c, [&](auto handler) {
-      c.stream.expires_at(deadline);
-      c.stream.async_connect(f.endpoint, std::move(handler));
+      c.deadline.start(deadline);
+      c.buffer.clear();
+      c.socket.async_connect(f.endpoint, std::move(handler));
     });
     if (ec) return failed(ec);
   }
-  const Request request = make_request(f.e.p, id, f.endpoint);
   auto [write_error, written] = f.await<std::size_t>(c, [&](auto handler) {
-    c.stream.expires_at(deadline);
-    http::async_write(c.stream, request, std::move(handler));
+    if (!connect) c.deadline.start(deadline);
+    asio::async_write(c.socket, asio::buffer(c.request(id)), std::move(handler));
   });
   if (write_error) return failed(write_error);
-  Parser parser;
-  limit_body(parser, f.e.p);
+  ResponseReader response(f.e.p, c.body);
   auto [read_error, read] = f.await<std::size_t>(c, [&](auto handler) {
-    http::async_read(c.stream, c.buffer, parser, std::move(handler));
+    http::async_read(c.socket, c.buffer, response,
+                     [&c, handler = std::move(handler)](const error_code& ec, std::size_t n) mutable {
+                       c.deadline.stop();  // on the socket's thread, before the fiber goes on
+                       handler(ec, n);
+                     });
   });
   if (read_error) return failed(read_error);
-  const auto& response = parser.get();
-  const Ending ending = record_response(f.tally, f.e, id, response.result_int(), response.body());
-  if (!response.keep_alive()) f.await(c, [&](auto handler) { c.stream.close(), handler(error_code{}); });
+  const Ending ending = record_response(f.tally, f.e, id, response.status(), response.body());
+  if (!response.keep_alive()) f.await(c, [&](auto handler) { c.disconnect(), handler(error_code{}); });
   return ending;
 }
 
@@ -119,12 +122,13 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
     if (!f.stopping) {
       --f.free_permits;
       if (f.idle.empty()) {
-        c = f.all.emplace_back(std::make_shared<Connection>(FiberPool::thread_context().get_executor()));  // this thread's
+        c = f.all.emplace_back(  // on this thread's io_context
+            std::make_shared<Connection>(FiberPool::thread_context().get_executor(), f.e.p, f.endpoint));
       } else {
         c = std::move(f.idle.back());
         f.idle.pop_back();
       }
-      f.busy.insert(c);
+      c->busy = true;
     }
   }
   if (c) {
@@ -138,9 +142,9 @@ void fetch(FiberFanOut& f, std::uint64_t id) {
     std::unique_lock lock(f.mutex);
     ++f.free_permits;
     f.permit_freed.notify_one();
-    f.busy.erase(c);
+    c->busy = false;
     const bool answered = ending == Ending::ok || ending == Ending::failed;
-    if (answered && c->stream.socket().is_open()) f.idle.push_back(std::move(c));
+    if (answered && c->socket.is_open()) f.idle.push_back(std::move(c));
     c.reset();  // under the lock: the last reference goes on the connection's own thread, at the end
     if (ending) f.m.latency.record(end - start);
   }
@@ -169,7 +173,7 @@ Outcome run_fibers(FiberPool& pool, const Target& target, const Expected& e, Mea
     // Each connection is closed and freed on the thread whose io_context owns it,
     // after any cancel still queued there.
     for (auto& c : f.all) {
-      const auto executor = c->stream.get_executor();
+      const auto executor = c->socket.get_executor();
       fiber_await<>(executor, [c = std::move(c)](auto done) mutable {
         c.reset();
         done();

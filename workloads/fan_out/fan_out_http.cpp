@@ -1,7 +1,7 @@
 #include "workloads/fan_out/fan_out_http.hpp"
 
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 
 namespace concbench::fan_out {
 
@@ -35,13 +36,25 @@ asio::ip::tcp::endpoint endpoint_of(const Target& target) {
   return {address, target.port};
 }
 
-Request make_request(const Params& p, std::uint64_t id, const asio::ip::tcp::endpoint& server) {
-  Request request{http::verb::get, work_target({p.delay_us, p.body_bytes, p.fail, id}), 11};
-  request.set(http::field::host, host_port(server));
-  return request;
+RequestText::RequestText(const Params& p, const asio::ip::tcp::endpoint& server)
+    : text_("GET " + work_target({p.delay_us, p.body_bytes, p.fail, 0})),
+      tail_(" HTTP/1.1\r\nHost: " + host_port(server) + "\r\n\r\n") {
+  text_.pop_back();  // the target ends with "&id=0": keep "&id="
+  head_size_ = text_.size();
 }
 
-void limit_body(Parser& parser, const Params& p) { parser.body_limit(std::max<std::uint64_t>(p.body_bytes, 4096)); }
+std::string_view RequestText::operator()(std::uint64_t id) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, id).ptr;
+  text_.resize(head_size_);  // keeps the capacity: no allocation once warm
+  text_.append(digits, end).append(tail_);
+  return text_;
+}
+
+ResponseReader::ResponseReader(const Params& p, std::string& body) : body_(body) {
+  body_limit(std::max<std::uint64_t>(p.body_bytes, 4096));
+  body_.clear();
+}
 
 std::runtime_error unreachable(const asio::ip::tcp::endpoint& server, const error_code& error) {
   return std::runtime_error("cannot reach the server at " + host_port(server) + ": " + error.message());
@@ -53,13 +66,15 @@ Ending BlockingConnection::fetch(Tally& tally, const Expected& e, std::uint64_t 
   deadline_ = deadline;
   error_code ec;
   if (fd_ < 0) connect(ec);
-  if (!ec) http::write(*this, make_request(e.p, id, server_), ec);
-  Parser parser;
-  limit_body(parser, e.p);
-  if (!ec) http::read(*this, buffer_, parser, ec);
+  if (!ec) asio::write(*this, asio::buffer(request_(id)), ec);
+  // The answer is hardly ever there the moment the request is sent: waiting for it
+  // first saves a read that would fail with EAGAIN before the same wait.
+  if (!ec && buffer_.size() == 0) wait(POLLIN, ec);
+  ResponseReader response(e.p, body_);
+  if (!ec) http::read(*this, buffer_, response, ec);
   if (!ec && !aborted_) {
-    const Ending ending = record_response(tally, e, id, parser.get().result_int(), parser.get().body());
-    if (!parser.get().keep_alive()) close();
+    const Ending ending = record_response(tally, e, id, response.status(), response.body());
+    if (!response.keep_alive()) close();
     return ending;
   }
   close();  // mid-request: the connection cannot be reused
@@ -154,7 +169,7 @@ BlockingRun::BlockingRun(const Target& target, const Expected& e, Measurements& 
 
 BlockingConnection& BlockingRun::connection() {
   std::lock_guard lock(mutex_);
-  connections_.push_back(std::make_unique<BlockingConnection>(server_));
+  connections_.push_back(std::make_unique<BlockingConnection>(e_.p, server_));
   if (stopping_) connections_.back()->abort();
   return *connections_.back();
 }

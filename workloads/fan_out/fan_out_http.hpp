@@ -3,15 +3,18 @@
 // a given id sends, the parser its answer is read with, and, for the models that
 // block (serial, thread_pool), a keep-alive connection whose every wait ends at a
 // deadline and which another thread can abort.
+//
+// A request costs the client what it costs wrk, as far as that goes: its text and
+// its response body live in buffers that the connection reuses, so a warm
+// connection allocates nothing per request (Beast's request<> and
+// response_parser<> would build header fields and strings anew for each one).
+#include "workloads/fan_out/deadline.hpp"
 #include "workloads/fan_out/fan_out.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 
 #include <sys/uio.h>
 
@@ -23,22 +26,85 @@
 
 namespace concbench::fan_out {
 
-using Request = boost::beast::http::request<boost::beast::http::empty_body>;
-using Parser = boost::beast::http::response_parser<boost::beast::http::string_body>;
-
 asio::ip::tcp::endpoint endpoint_of(const Target& target);  // throws on a malformed address
-Request make_request(const Params& p, std::uint64_t id, const asio::ip::tcp::endpoint& server);
-// A body larger than the request asked for is an error, not a reason to buffer it.
-void limit_body(Parser& parser, const Params& p);
 // The error for a server that refused, reset or never accepted a connection.
 std::runtime_error unreachable(const asio::ip::tcp::endpoint& server, const boost::system::error_code& error);
 
+// The bytes of GET work_target(...id...) HTTP/1.1 with its Host header, as Beast
+// would serialize them. All but the id is the same for every request of a run, so
+// it is formatted once; each request writes its id between the two.
+class RequestText {
+ public:
+  RequestText(const Params& p, const asio::ip::tcp::endpoint& server);
+  // Valid until the next call.
+  std::string_view operator()(std::uint64_t id);
+
+ private:
+  std::string text_;  // "GET /work?...&id=", then the id and the tail
+  std::size_t head_size_;
+  std::string tail_;  // " HTTP/1.1\r\nHost: ...\r\n\r\n"
+};
+
+// Reads one response: its status, its body (into a string the connection keeps,
+// so its capacity is reused) and whether the server keeps the connection; the
+// header fields are parsed (and checked) by Beast but not stored, the checks need
+// none of them. One reader per response, as for any Beast parser.
+class ResponseReader : public boost::beast::http::basic_parser<false> {
+ public:
+  // A body larger than the request asked for is an error, not a reason to buffer it.
+  ResponseReader(const Params& p, std::string& body);
+  unsigned status() const { return status_; }
+  std::string_view body() const { return body_; }
+
+ private:
+  using string_view = boost::beast::string_view;
+  using error_code = boost::system::error_code;
+  void on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {}
+  void on_response_impl(int code, string_view, int, error_code&) override { status_ = static_cast<unsigned>(code); }
+  void on_field_impl(boost::beast::http::field, string_view, string_view, error_code&) override {}
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length) body_.reserve(*length);  // within the body limit: the parser checked it
+  }
+  std::size_t on_body_impl(string_view s, error_code&) override {
+    body_.append(s.data(), s.size());
+    return s.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, string_view s, error_code& ec) override { return on_body_impl(s, ec); }
+  void on_finish_impl(error_code&) override {}
+
+  std::string& body_;
+  unsigned status_ = 0;
+};
+
 // One keep-alive connection of the asynchronous models (event_loop, fibers): its
-// stream, bound to the io_context that runs its operations, and its read buffer.
+// socket, bound to the io_context that runs its operations (by its concrete
+// executor type: no type-erased executor copied in every operation), the timeout
+// of the request on it (closing the socket on expiry), and its buffers. Used and
+// destroyed on that io_context's thread only.
 struct AsyncConnection {
-  explicit AsyncConnection(const asio::any_io_executor& executor) : stream(executor) {}
-  boost::beast::tcp_stream stream;
+  using Executor = asio::io_context::executor_type;
+  using Socket = asio::basic_stream_socket<asio::ip::tcp, Executor>;
+
+  AsyncConnection(const Executor& executor, const Params& p, const asio::ip::tcp::endpoint& server)
+      : socket(executor), deadline(socket), request(p, server) {}
+  AsyncConnection(const AsyncConnection&) = delete;  // the deadline refers to the socket
+  AsyncConnection& operator=(const AsyncConnection&) = delete;
+
+  // Ends the request on it and closes the socket; the next request reconnects.
+  void disconnect() {
+    deadline.stop();
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  }
+
+  Socket socket;
+  Deadline<Socket> deadline;
   boost::beast::flat_buffer buffer;
+  RequestText request;
+  std::string body;   // of the latest response
+  bool busy = false;  // a request is on it
 };
 
 // One keep-alive connection on a non-blocking socket driven by poll(): every wait
@@ -48,7 +114,7 @@ class BlockingConnection {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit BlockingConnection(const asio::ip::tcp::endpoint& server) : server_(server) {}
+  BlockingConnection(const Params& p, const asio::ip::tcp::endpoint& server) : server_(server), request_(p, server) {}
   ~BlockingConnection() { close(); }
   BlockingConnection(const BlockingConnection&) = delete;
   BlockingConnection& operator=(const BlockingConnection&) = delete;
@@ -111,6 +177,8 @@ class BlockingConnection {
   std::atomic<bool> aborted_{false};
   Clock::time_point deadline_;
   boost::beast::flat_buffer buffer_;
+  RequestText request_;
+  std::string body_;
   Iovecs iovecs_;
 };
 

@@ -21,6 +21,7 @@
 
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -47,8 +48,18 @@ Response text_response(http::status status, unsigned version, std::string text) 
   return res;
 }
 
+// Each connection's coroutines, stream and timers run on a concrete executor type:
+// the io_context's own with one thread, a strand of it with several (so that a
+// connection's socket, stream timer and delay timer are used by one thread at a
+// time). Asio's default, the type-erased any_io_executor, holds a strand on the
+// heap and copies it, reference count and all, in every operation: that was a
+// quarter of the server's time per request.
+using Plain = asio::io_context::executor_type;
+using Strand = asio::strand<Plain>;
+
 // The answer to a well-formed request, after its delay.
-asio::awaitable<Response> answer(const Request& req) {
+template <class Executor>
+asio::awaitable<Response, Executor> answer(const Request& req) {
   if (req.method() != http::verb::get)
     co_return text_response(http::status::bad_request, req.version(), "only GET is served");
   const auto q = parse_work_target(std::string_view(req.target()));
@@ -58,8 +69,9 @@ asio::awaitable<Response> answer(const Request& req) {
   if (q->delay_us > 0) {
     // A timer, so that the requests that wait share the thread with those that run.
     auto executor = co_await asio::this_coro::executor;
-    asio::steady_timer delay(executor, std::chrono::microseconds(q->delay_us));
-    co_await delay.async_wait(asio::use_awaitable);
+    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor> delay(
+        executor, std::chrono::microseconds(q->delay_us));
+    co_await delay.async_wait(asio::use_awaitable_t<Executor>());
   }
   if (draws_failure(q->id, q->fail))
     co_return text_response(http::status::internal_server_error, req.version(),
@@ -78,8 +90,11 @@ bool is_malformed(const beast::error_code& ec) {
   return ec.category() == http_errors && ec != http::error::end_of_stream && ec != http::error::partial_message;
 }
 
-asio::awaitable<void> session(tcp::socket socket, std::chrono::milliseconds idle_timeout) {
-  beast::tcp_stream stream(std::move(socket));
+template <class Executor>
+asio::awaitable<void, Executor> session(asio::basic_stream_socket<tcp, Executor> socket,
+                                        std::chrono::milliseconds idle_timeout) {
+  constexpr auto use_awaitable = asio::as_tuple(asio::use_awaitable_t<Executor>());
+  beast::basic_stream<tcp, Executor> stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::empty_body> parser;
@@ -89,7 +104,7 @@ asio::awaitable<void> session(tcp::socket socket, std::chrono::milliseconds idle
     // connection and a half-sent request are closed alike.
     stream.expires_after(idle_timeout);
     const auto [read_error, read_bytes] =
-        co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+        co_await http::async_read(stream, buffer, parser, use_awaitable);
     if (read_error) {
       // What follows unparsable bytes cannot be framed: answer if the peer listens, then close.
       if (is_malformed(read_error)) {
@@ -99,29 +114,37 @@ asio::awaitable<void> session(tcp::socket socket, std::chrono::milliseconds idle
                                      11, "malformed request: " + read_error.message());
         res.keep_alive(false);
         stream.expires_after(idle_timeout);
-        co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        co_await http::async_write(stream, res, use_awaitable);
       }
       break;
     }
     const Request& req = parser.get();
-    Response res = co_await answer(req);
+    Response res = co_await answer<Executor>(req);
     res.keep_alive(req.keep_alive());
     // The delay may have outlasted the read's expiry, which would fail the write at once.
     // A peer that does not take the response is as gone as an idle one; a large body
     // gets a microsecond a byte on top (1 MB/s, far below loopback's speed).
     stream.expires_after(idle_timeout + std::chrono::microseconds(res.body().size()));
-    const auto [write_error, written] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+    const auto [write_error, written] = co_await http::async_write(stream, res, use_awaitable);
     if (write_error || !res.keep_alive()) break;
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::chrono::milliseconds idle_timeout) {
+template <class Executor>
+Executor connection_executor(asio::io_context& context) {
+  if constexpr (std::is_same_v<Executor, Strand>)
+    return asio::make_strand(context.get_executor());
+  else
+    return context.get_executor();
+}
+
+template <class Executor>
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, asio::io_context& context,
+                                  std::chrono::milliseconds idle_timeout) {
   for (;;) {
-    // A strand per connection: with several threads, its socket, stream timer and
-    // delay timer are still used by one thread at a time.
-    tcp::socket socket(asio::make_strand(acceptor.get_executor()));
+    asio::basic_stream_socket<tcp, Executor> socket(connection_executor<Executor>(context));
     const auto [ec] = co_await acceptor.async_accept(socket, asio::as_tuple(asio::use_awaitable));
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
@@ -133,7 +156,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::chrono::millisec
     auto executor = socket.get_executor();
     // Detached: a session that throws (no memory for a huge body) loses only its own
     // connection, whose socket its frame closes.
-    asio::co_spawn(executor, session(std::move(socket), idle_timeout), asio::detached);
+    asio::co_spawn(executor, session<Executor>(std::move(socket), idle_timeout), asio::detached);
   }
 }
 
@@ -163,7 +186,10 @@ Server::Server(const ServerOptions& options)
   acceptor_->listen(asio::socket_base::max_listen_connections, ec);
   check(ec);
   port_ = acceptor_->local_endpoint().port();
-  asio::co_spawn(*context_, accept_loop(*acceptor_, options_.idle_timeout), asio::detached);
+  if (options.threads == 1)
+    asio::co_spawn(*context_, accept_loop<Plain>(*acceptor_, *context_, options_.idle_timeout), asio::detached);
+  else
+    asio::co_spawn(*context_, accept_loop<Strand>(*acceptor_, *context_, options_.idle_timeout), asio::detached);
 }
 
 Server::~Server() = default;
