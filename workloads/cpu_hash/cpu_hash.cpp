@@ -1,5 +1,7 @@
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
+#include "workloads/mix.hpp"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -29,12 +31,9 @@ constexpr std::uint64_t kMaxGrain = 4096;
 const std::vector<std::byte>& corpus() {
   static const std::vector<std::byte> bytes = [] {
     std::vector<std::byte> out(kCorpusBytes);
-    std::uint64_t state = 0x636f6e6362656e63;  // splitmix64
+    std::uint64_t state = 0x636f6e6362656e63;
     for (std::size_t i = 0; i < out.size(); i += 8) {
-      std::uint64_t z = (state += 0x9e3779b97f4a7c15);
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-      z ^= z >> 31;
+      const std::uint64_t z = splitmix64(state);
       std::memcpy(out.data() + i, &z, 8);
     }
     return out;

@@ -1,5 +1,7 @@
 #include "workloads/fan_out/fan_out.hpp"
 
+#include "workloads/mix.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -10,16 +12,6 @@ namespace concbench::fan_out {
 
 namespace {
 
-// splitmix64's finaliser: a cheap bijective mix of 64 bits.
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
 constexpr std::uint64_t kFailSalt = 0x66a11ULL, kEndSalt = 0xe4dULL;
 
 template <class T>
