@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <iostream>
@@ -159,8 +160,13 @@ int main(int argc, char** argv) {
                           calibration ? calibration->sha256_16k_bytes_per_s : kNominalSha256BytesPerSecond);
 
   // Started on first use; stopped when main returns (the kernel stops it if
-  // concbench dies first).
-  ServerProcess server(options.target.empty() ? std::nullopt : parse_target_url(options.target), 1);
+  // concbench dies first). The server stands in for the network and a remote
+  // service, so it must not be what limits a client: with K requests answered
+  // together, one server thread serves them one after another and every request
+  // waits behind the others. Half the cores (at most 8) leaves the other half to
+  // the clients; on 2 cores it is one thread.
+  const unsigned server_threads = std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u);
+  ServerProcess server(options.target.empty() ? std::nullopt : parse_target_url(options.target), server_threads);
   register_fan_out(runtimes, options, server);
   register_producer_consumer(runtimes, options);
 
