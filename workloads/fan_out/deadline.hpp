@@ -14,7 +14,7 @@
 // Used on the socket's executor only (its thread or strand). The timer and what
 // its handler needs live in a shared state that the pending wait holds, so the
 // owner may go at any time; its destructor cancels the wait.
-#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
@@ -48,8 +48,7 @@ class Deadline {
   bool expired() const { return state_->expired; }
 
  private:
-  using Timer = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>,
-                                                  typename Socket::executor_type>;
+  using Timer = typename boost::asio::steady_timer::template rebind_executor<typename Socket::executor_type>::other;
   struct State {
     explicit State(Socket& s) : socket(&s), timer(s.get_executor()) {}
     Socket* socket;  // null once the owner went

@@ -58,12 +58,15 @@ struct FanOut {
   std::vector<std::unique_ptr<Connection>> all;  // every connection, at most K
   std::vector<Connection*> idle;                 // those without a request on them
   std::uint64_t running = 0;
-  asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor> all_ended;  // cancelled by the last request to end
+  asio::steady_timer::rebind_executor<Executor>::other all_ended;  // cancelled by the last request to end
   bool stopping = false;  // group:all after a failure, or a fatal error
   Clock::time_point first_failure;
   std::exception_ptr fatal;  // the server unreachable or a wrong answer: the run fails
 
   // After the first failure (group:all) or a fatal error, every other request stops.
+  // cancel() ends the socket operation pending now; a read that had just completed
+  // with part of an answer starts another one that it does not reach, and that
+  // request ends with its answer or its deadline: later, which cancel_us shows.
   void stop_all() {
     if (stopping) return;
     stopping = true;

@@ -83,20 +83,28 @@ std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) 
     if (ec == asio::error::operation_aborted) return std::nullopt;
     throw unreachable(f.endpoint, ec);
   };
-  // The request's clock starts with its first operation, on the socket's thread.
+  // A failed connect or write stops the deadline on the socket's thread, as every
+  // read does, so that expired() no longer changes once this fiber reads it.
+  auto stop_deadline_on_error = [&c](auto handler) {
+    return [&c, handler = std::move(handler)](const error_code& ec, auto... result) mutable {
+      if (ec) c.deadline.stop();
+      handler(ec, result...);
+    };
+  };
+  // The request's clock starts here, just before its first operation.
   const auto deadline = Clock::now() + f.e.p.timeout;
   const bool connect = !c.socket.is_open();  // an idle connection's deadline never closes it
   if (connect) {
     auto [ec] = f.await(c, [&](auto handler) {
       c.deadline.start(deadline);
       c.buffer.clear();
-      c.socket.async_connect(f.endpoint, std::move(handler));
+      c.socket.async_connect(f.endpoint, stop_deadline_on_error(std::move(handler)));
     });
     if (ec) return failed(ec);
   }
   auto [write_error, written] = f.await<std::size_t>(c, [&](auto handler) {
     if (!connect) c.deadline.start(deadline);
-    asio::async_write(c.socket, asio::buffer(c.request(id)), std::move(handler));
+    asio::async_write(c.socket, asio::buffer(c.request(id)), stop_deadline_on_error(std::move(handler)));
   });
   if (write_error) return failed(write_error);
   ResponseReader response(f.e.p, c.body);

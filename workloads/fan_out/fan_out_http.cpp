@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <stdexcept>
 
 namespace concbench::fan_out {
 
@@ -39,7 +40,8 @@ asio::ip::tcp::endpoint endpoint_of(const Target& target) {
 RequestText::RequestText(const Params& p, const asio::ip::tcp::endpoint& server)
     : text_("GET " + work_target({p.delay_us, p.body_bytes, p.fail, 0})),
       tail_(" HTTP/1.1\r\nHost: " + host_port(server) + "\r\n\r\n") {
-  text_.pop_back();  // the target ends with "&id=0": keep "&id="
+  if (!text_.ends_with("&id=0")) throw std::logic_error("fan_out: the work target must end with its id");
+  text_.pop_back();  // keep "&id=": each request appends its own id
   head_size_ = text_.size();
 }
 

@@ -69,8 +69,7 @@ asio::awaitable<Response, Executor> answer(const Request& req) {
   if (q->delay_us > 0) {
     // A timer, so that the requests that wait share the thread with those that run.
     auto executor = co_await asio::this_coro::executor;
-    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor> delay(
-        executor, std::chrono::microseconds(q->delay_us));
+    typename asio::steady_timer::rebind_executor<Executor>::other delay(executor, std::chrono::microseconds(q->delay_us));
     co_await delay.async_wait(asio::use_awaitable_t<Executor>());
   }
   if (draws_failure(q->id, q->fail))
