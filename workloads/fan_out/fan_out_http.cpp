@@ -1,6 +1,7 @@
 #include "workloads/fan_out/fan_out_http.hpp"
 
 #include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 
 #include <fcntl.h>
@@ -59,6 +60,10 @@ ResponseReader::ResponseReader(const Params& p, std::string& body) : body_(body)
 }
 
 std::runtime_error unreachable(const asio::ip::tcp::endpoint& server, const error_code& error) {
+  // An answer that is not HTTP, or larger than the request asked for: the server
+  // was reached, and what it said is wrong.
+  if (error.category() == make_error_code(boost::beast::http::error::bad_field).category())
+    return std::runtime_error("the server at " + host_port(server) + " sent a malformed answer: " + error.message());
   return std::runtime_error("cannot reach the server at " + host_port(server) + ": " + error.message());
 }
 
