@@ -106,12 +106,12 @@ TEST(ProducerConsumer, SpinWorkIsCalibrated) {
   EXPECT_EQ(spin_iterations(0), 0u);
   EXPECT_GT(spin_ns_per_iteration(), 0.0);
   EXPECT_GE(spin_iterations(1), 1u);
-  // The work is really done: 200 messages of 50 us take at least 10 ms (a busy
-  // machine only makes it longer).
+  // The work is really done: 200 messages of 50 us take about 10 ms. At least half
+  // of it: a calibration on a busy machine counts slow iterations, so it spins fewer.
   Consumer consumer(Params{.messages = 200, .work_ns = 50'000});
   const auto start = Clock::now();
   for (std::uint64_t id = 0; id < 200; ++id) consumer.receive(Message{id, payload_of(id)});
-  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(10));
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(5));
 }
 
 TEST(ProducerConsumer, BadParametersAreRejected) {
