@@ -73,6 +73,11 @@ def _number(text):
 RUN_SETTINGS = {"iterations", "repeats", "min_time", "min_warmup_time", "threads"}
 
 
+def rank_in(order):
+    """A sort key: names in `order` first, in that order, then the others by name."""
+    return lambda name: (order.index(name), "") if name in order else (len(order), name)
+
+
 def parse_name(name):
     """Splits '<workload>/<model>/<key>:<value>/...' into its parts.
 

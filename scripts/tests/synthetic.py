@@ -1,6 +1,8 @@
 """Hand-made Google Benchmark entries, so tests know every number in advance."""
 
+import json
 import sys
+import tempfile
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1]
@@ -60,3 +62,31 @@ def cpu_hash_results():
         "peers": {"openssl_sha256_16k_bytes_per_s": 250 * MB},
         "benchmarks": benchmarks,
     }
+
+
+class ReportOutput:
+    """For a workload's unittest.TestCase: writes the class's results() through
+    report.generate once, as scripts/plot runs it, and checks what it drew."""
+
+    @staticmethod
+    def results():
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        import report  # after sys.path has scripts/lib
+        cls.dir = Path(tempfile.mkdtemp())
+        (cls.dir / "results.json").write_text(json.dumps(cls.results()))
+        cls.written = report.generate(cls.dir)
+        cls.report = (cls.dir / "REPORT.md").read_text()
+
+    def assert_plots_written(self, stems):
+        for stem in stems:
+            self.assertEqual((self.dir / "plots" / f"{stem}.png").read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+            self.assertIn("<svg", (self.dir / "plots" / f"{stem}.svg").read_text())
+            self.assertIn(f"](plots/{stem}.png)", self.report)
+
+    def assert_labels(self, stem, labels):
+        svg = (self.dir / "plots" / f"{stem}.svg").read_text()  # text is drawn as paths, named in comments
+        for label in labels:
+            self.assertTrue(f"<!-- {label} -->" in svg, f"{label!r} not in {stem}.svg")

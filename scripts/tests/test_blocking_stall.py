@@ -3,9 +3,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from synthetic import error_entry
+from synthetic import ReportOutput, error_entry
 
-import report
 import results as res
 from workloads import blocking_stall as bs
 
@@ -424,24 +423,16 @@ class ConclusionsTest(unittest.TestCase):
                          ["3 µs", "1 ms", "100 ms", "2.5 s", "0.5 µs"])
 
 
-class OutputTest(unittest.TestCase):
+class OutputTest(ReportOutput, unittest.TestCase):
     """Plots and the report section through report.generate, as scripts/plot runs it."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = Path(tempfile.mkdtemp())
-        (cls.dir / "results.json").write_text(json.dumps(stall_results()))
-        cls.written = report.generate(cls.dir)
-        cls.report = (cls.dir / "REPORT.md").read_text()
+    results = staticmethod(stall_results)
 
     def test_plots_written(self):
         stems = [f"blocking_stall_crossover_{m}_{k}" for m, k in
                  (("event_loop", "cpu"), ("event_loop", "sleep"), ("fibers", "cpu"), ("thread_pool", "sleep"))]
         stems += [f"blocking_stall_heavy_{m}" for m in ("event_loop", "fibers", "thread_pool")]
-        for stem in stems:
-            self.assertEqual((self.dir / "plots" / f"{stem}.png").read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
-            self.assertIn("<svg", (self.dir / "plots" / f"{stem}.svg").read_text())
-            self.assertIn(f"](plots/{stem}.png)", self.report)
+        self.assert_plots_written(stems)
         self.assertEqual(len(list((self.dir / "plots").iterdir())), 2 * len(stems))
 
     def test_crossover_has_reference_lines(self):

@@ -1,12 +1,9 @@
 import json
 import math
-import tempfile
 import unittest
-from pathlib import Path
 
-from synthetic import error_entry
+from synthetic import ReportOutput, error_entry
 
-import report
 import results as res
 from workloads import fan_out as fo
 
@@ -380,26 +377,13 @@ class ConclusionsTest(unittest.TestCase):
         self.assertIn("6 cells were not run; the table above gives each reason.", self.text)
 
 
-class OutputTest(unittest.TestCase):
+class OutputTest(ReportOutput, unittest.TestCase):
     """Plots and the report section through report.generate, as scripts/plot runs it."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = Path(tempfile.mkdtemp())
-        (cls.dir / "results.json").write_text(json.dumps(fan_results()))
-        report.generate(cls.dir)
-        cls.report = (cls.dir / "REPORT.md").read_text()
+    results = staticmethod(fan_results)
 
     def test_plots_written(self):
-        for stem in (fo.PLOT_IDEAL, fo.PLOT_RATE, fo.PLOT_LATENCY):
-            self.assertEqual((self.dir / "plots" / f"{stem}.png").read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
-            self.assertIn("<svg", (self.dir / "plots" / f"{stem}.svg").read_text())
-            self.assertIn(f"](plots/{stem}.png)", self.report)
-
-    def assert_labels(self, stem, labels):
-        svg = (self.dir / "plots" / f"{stem}.svg").read_text()  # text is drawn as paths, named in comments
-        for label in labels:
-            self.assertTrue(f"<!-- {label} -->" in svg, f"{label!r} not in {stem}.svg")
+        self.assert_plots_written((fo.PLOT_IDEAL, fo.PLOT_RATE, fo.PLOT_LATENCY))
 
     def test_plot_contents(self):
         self.assert_labels(fo.PLOT_IDEAL, ("delay 1 ms, N=1000", "delay 10 ms, N=10000",

@@ -3,9 +3,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from synthetic import error_entry
+from synthetic import ReportOutput, error_entry
 
-import report
 import results as res
 from workloads import producer_consumer as pc
 
@@ -322,26 +321,13 @@ class ConclusionsTest(unittest.TestCase):
         self.assertNotIn("| P×C |", text)
 
 
-class OutputTest(unittest.TestCase):
+class OutputTest(ReportOutput, unittest.TestCase):
     """Plots and the report section through report.generate, as scripts/plot runs it."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = Path(tempfile.mkdtemp())
-        (cls.dir / "results.json").write_text(json.dumps(pc_results()))
-        report.generate(cls.dir)
-        cls.report = (cls.dir / "REPORT.md").read_text()
+    results = staticmethod(pc_results)
 
     def test_plots_written(self):
-        for stem in (pc.PLOT_RATE, pc.PLOT_LATENCY, pc.PLOT_CPU):
-            self.assertEqual((self.dir / "plots" / f"{stem}.png").read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
-            self.assertIn("<svg", (self.dir / "plots" / f"{stem}.svg").read_text())
-            self.assertIn(f"](plots/{stem}.png)", self.report)
-
-    def assert_labels(self, stem, labels):
-        svg = (self.dir / "plots" / f"{stem}.svg").read_text()  # text is drawn as paths, named in comments
-        for label in labels:
-            self.assertTrue(f"<!-- {label} -->" in svg, f"{label!r} not in {stem}.svg")
+        self.assert_plots_written((pc.PLOT_RATE, pc.PLOT_LATENCY, pc.PLOT_CPU))
 
     def test_plot_contents(self):
         self.assert_labels(pc.PLOT_RATE, ("P×C = 1×1 (1 producer, 1 consumer)", "P×C = 4×4 (4 producers, 4 consumers)",

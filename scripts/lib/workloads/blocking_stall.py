@@ -119,10 +119,6 @@ PLOT_CROSSOVER = "blocking_stall_crossover_{model}_{kind}"
 PLOT_HEAVY = "blocking_stall_heavy_{model}"
 
 
-def _rank(order):
-    return lambda name: (order.index(name), "") if name in order else (len(order), name)
-
-
 def _num_key(text):
     return float(text)
 
@@ -189,9 +185,9 @@ def _num(text):
 def _sorted_series(series):
     """Models, kinds and offloads in their usual order; numbers in numeric order."""
     out = {}
-    for model in sorted(series, key=_rank(MODEL_ORDER)):
-        for kind in sorted(series[model], key=_rank(KIND_ORDER)):
-            for offload in sorted(series[model][kind], key=_rank(OFFLOAD_ORDER)):
+    for model in sorted(series, key=res.rank_in(MODEL_ORDER)):
+        for kind in sorted(series[model], key=res.rank_in(KIND_ORDER)):
+            for offload in sorted(series[model][kind], key=res.rank_in(OFFLOAD_ORDER)):
                 by_rate = series[model][kind][offload]
                 out.setdefault(model, {}).setdefault(kind, {})[offload] = {
                     rate: {workers: {w: by_rate[rate][workers][w]

@@ -86,8 +86,7 @@ PLOT_RATE = "fan_out_rate_vs_k"
 PLOT_LATENCY = "fan_out_latency_cdf"
 
 
-def _rank(series):
-    return (SERIES_ORDER.index(series), "") if series in SERIES_ORDER else (len(SERIES_ORDER), series)
+_rank = res.rank_in(SERIES_ORDER)
 
 
 def parse(name):

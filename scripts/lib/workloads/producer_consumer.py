@@ -92,8 +92,7 @@ PLOT_LATENCY = "producer_consumer_latency"
 PLOT_CPU = "producer_consumer_cpu_backpressure"
 
 
-def _rank(model):
-    return (MODEL_ORDER.index(model), "") if model in MODEL_ORDER else (len(MODEL_ORDER), model)
+_rank = res.rank_in(MODEL_ORDER)
 
 
 def _shape_rank(shape):
