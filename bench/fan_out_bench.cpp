@@ -135,6 +135,7 @@ void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_fli
 }  // namespace
 
 void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess& server) {
+  reserve_descriptors();
   const auto sets = parameter_sets(options.suite);
   std::string skipped;
   auto skip = [&skipped](const std::string& name, const std::string& reason) {

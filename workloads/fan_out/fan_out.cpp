@@ -8,6 +8,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 namespace concbench::fan_out {
 
 namespace {
@@ -115,6 +119,8 @@ Outcome Tally::outcome() const {
 }
 
 Expected reference(const Params& p) {
+  // Nothing could ever be in flight: every model would wait forever.
+  if (p.k == 0) throw std::invalid_argument("fan_out needs at least one request in flight (K >= 1)");
   Expected e{p, {}, {}};
   e.body_checksums.resize(p.n);
   std::string body(p.body_bytes, '\0');
@@ -209,6 +215,19 @@ std::vector<Params> parameter_sets(Suite suite) {
   // Fail-fast against settled, 1% of requests failing.
   for (Group group : {Group::all, Group::settled}) sets.push_back({1000, 100, 1000, 64, kFail, group});
   return sets;
+}
+
+void reserve_descriptors() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t size = std::min<rlim_t>(kReservedDescriptors, limit.rlim_cur);
+  const int any = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (any < 0) return;
+  // F_DUPFD takes the lowest free descriptor from `size - 1` up: unlike dup2, it
+  // never closes one in use.
+  const int last = ::fcntl(any, F_DUPFD_CLOEXEC, static_cast<int>(size) - 1);
+  if (last >= 0) ::close(last);
+  ::close(any);
 }
 
 Outcome run(Model model, PoolSize size, Runtimes& runtimes, const Target& target, const Expected& e,

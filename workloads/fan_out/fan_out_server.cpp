@@ -167,6 +167,7 @@ Server::Server(const ServerOptions& options)
       acceptor_(std::make_unique<tcp::acceptor>(*context_)) {
   const std::string where = options.bind + ":" + std::to_string(options.port);
   if (options.threads == 0) throw std::runtime_error("cannot serve on " + where + " with 0 threads");
+  reserve_descriptors();
   auto check = [&](const boost::system::error_code& ec) {
     if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
   };

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace concbench::fan_out {
@@ -64,6 +69,12 @@ Outcome tally_of(const Expected& e, auto ending_of) {
   return tally.outcome();
 }
 
+TEST(FanOutExpected, NoRequestInFlightIsRefused) {
+  Params p = params(Group::settled, 0);
+  p.k = 0;
+  EXPECT_THROW(reference(p), std::invalid_argument);
+}
+
 TEST(FanOutExpected, SettledMustMatchExactly) {
   const Expected e = reference(params(Group::settled, 0.2));
   ASSERT_GT(e.settled.failed, 0u);
@@ -118,6 +129,37 @@ TEST(FanOutExpected, ResponsesAreChecked) {
   EXPECT_THROW(record_response(tally, e, good, 200, body), std::runtime_error);
   EXPECT_THROW(record_response(tally, e, 50, 200, body), std::runtime_error);
   EXPECT_EQ(tally.outcome().total(), 2u);
+}
+
+// The size of this process's descriptor table, as the kernel reports it.
+long descriptor_table_size() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("FDSize:", 0) == 0) return std::stol(line.substr(7));
+  return -1;
+}
+
+TEST(FanOutDescriptors, ReservingGrowsTheTableAndLeavesNothingOpen) {
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const long wanted = static_cast<long>(std::min<rlim_t>(kReservedDescriptors, limit.rlim_cur));
+  // The descriptors it opens are /dev/null's (other threads of the test may open
+  // others meanwhile).
+  const auto open_on_dev_null = [] {
+    int n = 0;
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      n += std::filesystem::read_symlink(fd.path(), ec) == "/dev/null";
+    }
+    return n;
+  };
+  const int before = open_on_dev_null();
+  for (int round = 0; round < 2; ++round) {  // again: nothing changes
+    reserve_descriptors();
+    EXPECT_GE(descriptor_table_size(), wanted);
+    EXPECT_EQ(open_on_dev_null(), before);
+    EXPECT_EQ(fcntl(static_cast<int>(wanted) - 1, F_GETFD), -1);
+  }
 }
 
 }  // namespace
