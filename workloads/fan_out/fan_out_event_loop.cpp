@@ -92,11 +92,9 @@ Task<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
     f.throw_if_stopping();
     co_await c.socket.async_connect(f.endpoint, use_task);
   }
-  f.throw_if_stopping();
-  co_await asio::async_write(c.socket, asio::buffer(c.request(id)), use_task);
   ResponseReader response(f.e.p, c.body);
   f.throw_if_stopping();
-  co_await http::async_read(c.socket, c.buffer, response, use_task);
+  co_await c.async_exchange(id, response, use_task);
   c.deadline.stop();
   const Ending ending = record_response(f.tally, f.e, id, response.status(), response.body());
   if (!response.keep_alive()) c.disconnect();

@@ -83,12 +83,12 @@ std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) 
     if (ec == asio::error::operation_aborted) return std::nullopt;
     throw unreachable(f.endpoint, ec);
   };
-  // A failed connect or write stops the deadline on the socket's thread, as every
-  // read does, so that expired() no longer changes once this fiber reads it.
-  auto stop_deadline_on_error = [&c](auto handler) {
-    return [&c, handler = std::move(handler)](const error_code& ec, auto... result) mutable {
-      if (ec) c.deadline.stop();
-      handler(ec, result...);
+  // The deadline stops on the socket's thread when a connect fails and when an
+  // exchange ends, so that expired() no longer changes once this fiber reads it.
+  auto stopping_the_deadline = [&c](auto handler, bool always) {
+    return [&c, always, handler = std::move(handler)](const error_code& ec) mutable {
+      if (ec || always) c.deadline.stop();
+      handler(ec);
     };
   };
   // The request's clock starts here, just before its first operation.
@@ -98,24 +98,16 @@ std::optional<Ending> exchange(FiberFanOut& f, Connection& c, std::uint64_t id) 
     auto [ec] = f.await(c, [&](auto handler) {
       c.deadline.start(deadline);
       c.buffer.clear();
-      c.socket.async_connect(f.endpoint, stop_deadline_on_error(std::move(handler)));
+      c.socket.async_connect(f.endpoint, stopping_the_deadline(std::move(handler), false));
     });
     if (ec) return failed(ec);
   }
-  auto [write_error, written] = f.await<std::size_t>(c, [&](auto handler) {
-    if (!connect) c.deadline.start(deadline);
-    asio::async_write(c.socket, asio::buffer(c.request(id)), stop_deadline_on_error(std::move(handler)));
-  });
-  if (write_error) return failed(write_error);
   ResponseReader response(f.e.p, c.body);
-  auto [read_error, read] = f.await<std::size_t>(c, [&](auto handler) {
-    http::async_read(c.socket, c.buffer, response,
-                     [&c, handler = std::move(handler)](const error_code& ec, std::size_t n) mutable {
-                       c.deadline.stop();  // on the socket's thread, before the fiber goes on
-                       handler(ec, n);
-                     });
+  auto [error] = f.await(c, [&](auto handler) {
+    if (!connect) c.deadline.start(deadline);
+    c.async_exchange(id, response, stopping_the_deadline(std::move(handler), true));
   });
-  if (read_error) return failed(read_error);
+  if (error) return failed(error);
   const Ending ending = record_response(f.tally, f.e, id, response.status(), response.body());
   if (!response.keep_alive()) f.await(c, [&](auto handler) { c.disconnect(), handler(error_code{}); });
   return ending;

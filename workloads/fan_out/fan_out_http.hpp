@@ -11,10 +11,15 @@
 #include "workloads/fan_out/deadline.hpp"
 #include "workloads/fan_out/fan_out.hpp"
 
+#include <boost/asio/append.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/read.hpp>
 
 #include <sys/uio.h>
 
@@ -92,6 +97,18 @@ struct AsyncConnection {
   AsyncConnection(const AsyncConnection&) = delete;  // the deadline refers to the socket
   AsyncConnection& operator=(const AsyncConnection&) = delete;
 
+  // Sends request `id` on the connected socket and reads its answer into
+  // `response`; completes with an error_code. The request is written at once, the
+  // loop waits until the answer arrives, and it is read and parsed at once then:
+  // one trip round the event loop per request, as in wrk. async_write followed by
+  // http::async_read would take three, and try a read that fails with EAGAIN
+  // before waiting. Neither waits on the deadline: closing the socket ends it.
+  template <class Token>
+  auto async_exchange(std::uint64_t id, ResponseReader& response, Token&& token) {
+    return asio::async_compose<Token, void(boost::system::error_code)>(ExchangeOp{*this, response, request(id)},
+                                                                       token, socket);
+  }
+
   // Ends the request on it and closes the socket; the next request reconnects.
   void disconnect() {
     deadline.stop();
@@ -105,6 +122,42 @@ struct AsyncConnection {
   RequestText request;
   std::string body;   // of the latest response
   bool busy = false;  // a request is on it
+
+ private:
+  struct ExchangeOp {
+    AsyncConnection& c;
+    ResponseReader& response;
+    std::string_view request;
+    enum class Step { send, sending, receiving } step = Step::send;
+
+    template <class Self>
+    void operator()(Self& self, boost::system::error_code ec = {}, std::size_t = 0) {
+      namespace http = boost::beast::http;
+      switch (step) {
+        case Step::send: {
+          step = Step::sending;
+          // Non-blocking: a write or read that would wait says so instead.
+          if (!c.socket.non_blocking()) c.socket.non_blocking(true, ec);
+          std::size_t sent = 0;
+          if (!ec) sent = c.socket.write_some(asio::buffer(request), ec);
+          if (ec == asio::error::would_block) ec = {};
+          if (ec) return asio::post(c.socket.get_executor(), asio::append(std::move(self), ec, 0));  // never inline
+          if (sent < request.size())
+            return asio::async_write(c.socket, asio::buffer(request.substr(sent)), std::move(self));
+          [[fallthrough]];
+        }
+        case Step::sending:
+          if (ec) return self.complete(ec);
+          step = Step::receiving;
+          return c.socket.async_wait(Socket::wait_read, std::move(self));
+        case Step::receiving:
+          if (ec) return self.complete(ec);
+          http::read(c.socket, c.buffer, response, ec);  // resumes where the last call stopped
+          if (ec == asio::error::would_block) return c.socket.async_wait(Socket::wait_read, std::move(self));
+          return self.complete(ec);
+      }
+    }
+  };
 };
 
 // One keep-alive connection on a non-blocking socket driven by poll(): every wait
