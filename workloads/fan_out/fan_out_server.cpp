@@ -1,5 +1,6 @@
 #include "workloads/fan_out/fan_out_server.hpp"
 
+#include "workloads/fan_out/deadline.hpp"
 #include "workloads/fan_out/fan_out.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,15 +12,18 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/status.hpp>
 
+#include <algorithm>
+#include <charconv>
+#include <span>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -34,38 +38,59 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Request = http::request<http::empty_body>;
-using Response = http::response<http::string_body>;
+using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr std::uint64_t kBodyLimit = 1024;  // moot with empty_body (any body is an error), but kept small
 
-Response text_response(http::status status, unsigned version, std::string text) {
-  Response res(status, version);
-  res.set(http::field::content_type, "text/plain");
-  res.body() = std::move(text) + "\n";
-  res.prepare_payload();
-  return res;
+// A response's head and body, written into `out` (whose capacity each connection
+// reuses): the status line and two or three fields are all there is to say.
+// Beast's serializer walks a chain of buffer views on every write, which took an
+// eighth of the server's time per request. Returns the body's bytes, to be filled.
+std::span<char> render(std::string& out, http::status status, unsigned version, bool keep_alive,
+                       std::string_view content_type, std::size_t body_size) {
+  const auto code = static_cast<unsigned>(status);
+  char numbers[48];
+  const auto code_end = std::to_chars(numbers, numbers + 3, code).ptr;
+  const auto length_end = std::to_chars(code_end, numbers + sizeof numbers, body_size).ptr;
+  out.assign(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(numbers, code_end).append(" ");
+  out.append(http::obsolete_reason(status)).append("\r\nContent-Type: ").append(content_type);
+  out.append("\r\nContent-Length: ").append(code_end, length_end);
+  // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 closes it unless told.
+  if (version == 10 && keep_alive) out.append("\r\nConnection: keep-alive");
+  if (version != 10 && !keep_alive) out.append("\r\nConnection: close");
+  out.append("\r\n\r\n");
+  const std::size_t head = out.size();
+  out.resize(head + body_size);
+  return {out.data() + head, body_size};
 }
 
-// Each connection's coroutines, stream and timers run on a concrete executor type:
+void render_text(std::string& out, http::status status, unsigned version, bool keep_alive, std::string_view text) {
+  const auto body = render(out, status, version, keep_alive, "text/plain", text.size() + 1);
+  std::copy(text.begin(), text.end(), body.begin());
+  body.back() = '\n';
+}
+
+// Each connection's coroutines, socket and timers run on a concrete executor type:
 // the io_context's own with one thread, a strand of it with several (so that a
-// connection's socket, stream timer and delay timer are used by one thread at a
+// connection's socket, deadline and delay timer are used by one thread at a
 // time). Asio's default, the type-erased any_io_executor, holds a strand on the
 // heap and copies it, reference count and all, in every operation: that was a
 // quarter of the server's time per request.
 using Plain = asio::io_context::executor_type;
 using Strand = asio::strand<Plain>;
 
-// The answer to a well-formed request, after its delay.
+// Renders the answer to a well-formed request into `out`, after its delay.
 template <class Executor>
-asio::awaitable<Response, Executor> answer(const Request& req) {
+asio::awaitable<void, Executor> answer(const Request& req, std::string& out) {
+  const bool keep_alive = req.keep_alive();
   if (req.method() != http::verb::get)
-    co_return text_response(http::status::bad_request, req.version(), "only GET is served");
+    co_return render_text(out, http::status::bad_request, req.version(), keep_alive, "only GET is served");
   const auto q = parse_work_target(std::string_view(req.target()));
   if (!q)
-    co_return text_response(http::status::bad_request, req.version(),
-                            "expected /work?delay_us=D&bytes=B&fail=P&id=I, each key at most once and in range");
+    co_return render_text(out, http::status::bad_request, req.version(), keep_alive,
+                          "expected /work?delay_us=D&bytes=B&fail=P&id=I, each key at most once and in range");
   if (q->delay_us > 0) {
     // A timer, so that the requests that wait share the thread with those that run.
     auto executor = co_await asio::this_coro::executor;
@@ -73,14 +98,9 @@ asio::awaitable<Response, Executor> answer(const Request& req) {
     co_await delay.async_wait(asio::use_awaitable_t<Executor>());
   }
   if (draws_failure(q->id, q->fail))
-    co_return text_response(http::status::internal_server_error, req.version(),
-                            "request " + std::to_string(q->id) + " drew a failure");
-  Response res(http::status::ok, req.version());
-  res.set(http::field::content_type, "application/octet-stream");
-  res.body().resize(q->bytes);
-  fill_body(q->id, res.body());
-  res.prepare_payload();
-  co_return res;
+    co_return render_text(out, http::status::internal_server_error, req.version(), keep_alive,
+                          "request " + std::to_string(q->id) + " drew a failure");
+  fill_body(q->id, render(out, http::status::ok, req.version(), keep_alive, "application/octet-stream", q->bytes));
 }
 
 // A parse error of the request itself, as opposed to a peer that left or went quiet.
@@ -93,42 +113,42 @@ template <class Executor>
 asio::awaitable<void, Executor> session(asio::basic_stream_socket<tcp, Executor> socket,
                                         std::chrono::milliseconds idle_timeout) {
   constexpr auto use_awaitable = asio::as_tuple(asio::use_awaitable_t<Executor>());
-  beast::basic_stream<tcp, Executor> stream(std::move(socket));
+  // Bounds the wait for the next request and each part of it: an idle keep-alive
+  // connection and a half-sent request are closed alike. One timer per connection
+  // (deadline.hpp), where Beast's stream arms and cancels one around every read and write.
+  Deadline<decltype(socket)> deadline(socket);
   beast::flat_buffer buffer;
+  std::string response;
   for (;;) {
     http::request_parser<http::empty_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(kBodyLimit);
-    // Bounds the wait for the next request and each part of it: an idle keep-alive
-    // connection and a half-sent request are closed alike.
-    stream.expires_after(idle_timeout);
-    const auto [read_error, read_bytes] =
-        co_await http::async_read(stream, buffer, parser, use_awaitable);
+    deadline.start(Clock::now() + idle_timeout);
+    const auto [read_error, read_bytes] = co_await http::async_read(socket, buffer, parser, use_awaitable);
+    deadline.stop();
     if (read_error) {
       // What follows unparsable bytes cannot be framed: answer if the peer listens, then close.
       if (is_malformed(read_error)) {
-        Response res = text_response(read_error == http::error::header_limit
-                                         ? http::status::request_header_fields_too_large
-                                         : http::status::bad_request,
-                                     11, "malformed request: " + read_error.message());
-        res.keep_alive(false);
-        stream.expires_after(idle_timeout);
-        co_await http::async_write(stream, res, use_awaitable);
+        render_text(response,
+                    read_error == http::error::header_limit ? http::status::request_header_fields_too_large
+                                                            : http::status::bad_request,
+                    11, false, "malformed request: " + read_error.message());
+        deadline.start(Clock::now() + idle_timeout);
+        co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
       }
       break;
     }
     const Request& req = parser.get();
-    Response res = co_await answer<Executor>(req);
-    res.keep_alive(req.keep_alive());
-    // The delay may have outlasted the read's expiry, which would fail the write at once.
+    co_await answer<Executor>(req, response);
     // A peer that does not take the response is as gone as an idle one; a large body
     // gets a microsecond a byte on top (1 MB/s, far below loopback's speed).
-    stream.expires_after(idle_timeout + std::chrono::microseconds(res.body().size()));
-    const auto [write_error, written] = co_await http::async_write(stream, res, use_awaitable);
-    if (write_error || !res.keep_alive()) break;
+    deadline.start(Clock::now() + idle_timeout + std::chrono::microseconds(response.size()));
+    const auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
+    deadline.stop();
+    if (write_error || !req.keep_alive()) break;
   }
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 template <class Executor>
