@@ -1,6 +1,6 @@
 #pragma once
-// The deadline of the operations on one socket of the fan_out client's
-// asynchronous models.
+// The deadline of the operations on one socket: of the fan_out client's
+// asynchronous models, and of each connection of concbench-server.
 //
 // Beast's tcp_stream arms and cancels a timer around every read and every write:
 // four timer operations and two more handlers per request. Here one

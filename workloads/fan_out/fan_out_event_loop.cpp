@@ -17,10 +17,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/http/read.hpp>
 
 #include <memory>
 
@@ -30,8 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
-namespace beast = boost::beast;
-namespace http = beast::http;
 
 using Executor = asio::io_context::executor_type;
 template <class T>
@@ -64,9 +61,9 @@ struct FanOut {
   std::exception_ptr fatal;  // the server unreachable or a wrong answer: the run fails
 
   // After the first failure (group:all) or a fatal error, every other request stops.
-  // cancel() ends the socket operation pending now; a read that had just completed
-  // with part of an answer starts another one that it does not reach, and that
-  // request ends with its answer or its deadline: later, which cancel_us shows.
+  // cancel() ends the socket operation pending now; an exchange whose wait had just
+  // completed with part of an answer waits again, which the cancel did not reach,
+  // and that request ends with its answer or its deadline: later, which cancel_us shows.
   void stop_all() {
     if (stopping) return;
     stopping = true;
@@ -164,9 +161,11 @@ asio::awaitable<Outcome> fan_out(asio::io_context& context, const Target& target
     // The loop runs one thing at a time: spawning all N (6 ms for 10,000) before
     // the first connect completes would delay every request of the first round.
     // After each K, the loop serves those already spawned.
-    if ((id + 1) % e.p.k == 0) co_await asio::post(f.executor, asio::use_awaitable);
+    if ((id + 1) % e.p.k == 0 && id + 1 < e.p.n) co_await asio::post(f.executor, asio::use_awaitable);
   }
-  if (e.p.n > 0) co_await f.all_ended.async_wait(asio::as_tuple(asio::use_awaitable));  // ends when cancelled
+  // Ends when the last request cancels it; one that ended already, while this
+  // coroutine yielded, found no wait to cancel.
+  if (f.running > 0) co_await f.all_ended.async_wait(asio::as_tuple(asio::use_awaitable));
   if (f.fatal) std::rethrow_exception(f.fatal);
   co_return f.tally.outcome();
 }

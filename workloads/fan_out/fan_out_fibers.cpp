@@ -1,7 +1,8 @@
 // fibers and fibers_mt: one fiber per request, as Go runs a goroutine per request
-// with a semaphore of K. Code reads as blocking calls; each one is a Beast
-// operation on the pool thread's own io_context, and fiber_await suspends only the
-// fiber that waits (the thread runs the other fibers and the reactor). The timeout
+// with a semaphore of K. Code reads as blocking calls: a connect, then each request's
+// exchange (AsyncConnection::async_exchange), on the pool thread's own io_context;
+// fiber_await suspends only the fiber that waits (the thread runs the other fibers
+// and the reactor). The timeout
 // is the connection's deadline (deadline.hpp), on the socket's thread;
 // fail-fast cancels each connection in use on that thread.
 #include "workloads/fan_out/fan_out.hpp"
@@ -9,8 +10,6 @@
 #include "models/fiber_io.hpp"
 #include "workloads/fan_out/fan_out_http.hpp"
 
-#include <boost/asio/write.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/mutex.hpp>
 
@@ -23,8 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
-namespace beast = boost::beast;
-namespace http = beast::http;
 
 using Connection = AsyncConnection;
 
@@ -51,12 +48,16 @@ struct FiberFanOut {
   Clock::time_point first_failure;
 
   // Runs on the socket's thread (Asio I/O objects are not thread-safe). Once the
-  // group stopped, an operation completes at once as aborted: a cancel posted
-  // before it started would have missed it.
+  // group stopped, an operation completes at once as aborted (a cancel posted
+  // before it started would have missed it), and stops the deadline there as any
+  // completion does, so that expired() no longer changes once the fiber reads it.
   template <class... Args, class Start>
   std::tuple<error_code, Args...> await(Connection& c, Start start) {
-    return fiber_await<error_code, Args...>(c.socket.get_executor(), [this, start](auto handler) mutable {
-      if (stopping) return handler(asio::error::operation_aborted, Args{}...);
+    return fiber_await<error_code, Args...>(c.socket.get_executor(), [this, &c, start](auto handler) mutable {
+      if (stopping) {
+        c.deadline.stop();
+        return handler(asio::error::operation_aborted, Args{}...);
+      }
       start(std::move(handler));
     });
   }

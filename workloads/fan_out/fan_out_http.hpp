@@ -127,7 +127,7 @@ struct AsyncConnection {
   struct ExchangeOp {
     AsyncConnection& c;
     ResponseReader& response;
-    std::string_view request;
+    std::string_view text;  // of the request
     enum class Step { send, sending, receiving } step = Step::send;
 
     template <class Self>
@@ -139,16 +139,18 @@ struct AsyncConnection {
           // Non-blocking: a write or read that would wait says so instead.
           if (!c.socket.non_blocking()) c.socket.non_blocking(true, ec);
           std::size_t sent = 0;
-          if (!ec) sent = c.socket.write_some(asio::buffer(request), ec);
+          if (!ec) sent = c.socket.write_some(asio::buffer(text), ec);
           if (ec == asio::error::would_block) ec = {};
           if (ec) return asio::post(c.socket.get_executor(), asio::append(std::move(self), ec, 0));  // never inline
-          if (sent < request.size())
-            return asio::async_write(c.socket, asio::buffer(request.substr(sent)), std::move(self));
+          if (sent < text.size()) return asio::async_write(c.socket, asio::buffer(text.substr(sent)), std::move(self));
           [[fallthrough]];
         }
         case Step::sending:
           if (ec) return self.complete(ec);
           step = Step::receiving;
+          // Bytes read with the last answer (a server that sent more than it was
+          // asked) are parsed first: the socket will not say they are there.
+          if (c.buffer.size() > 0) return asio::post(c.socket.get_executor(), asio::append(std::move(self), ec, 0));
           return c.socket.async_wait(Socket::wait_read, std::move(self));
         case Step::receiving:
           if (ec) return self.complete(ec);

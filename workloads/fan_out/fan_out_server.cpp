@@ -11,8 +11,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -43,6 +43,9 @@ using namespace std::chrono_literals;
 
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr std::uint64_t kBodyLimit = 1024;  // moot with empty_body (any body is an error), but kept small
+// A connection keeps its response buffer for the next request, unless a large body
+// grew it: up to 64 MiB per keep-alive connection would stay held.
+constexpr std::size_t kKeptResponseCapacity = 1 << 20;
 
 // A response's head and body, written into `out` (whose capacity each connection
 // reuses): the status line and two or three fields are all there is to say.
@@ -145,6 +148,7 @@ asio::awaitable<void, Executor> session(asio::basic_stream_socket<tcp, Executor>
     deadline.start(Clock::now() + idle_timeout + std::chrono::microseconds(response.size()));
     const auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
     deadline.stop();
+    if (response.capacity() > kKeptResponseCapacity) std::string().swap(response);
     if (write_error || !req.keep_alive()) break;
   }
   beast::error_code ignored;
