@@ -180,6 +180,11 @@ std::chrono::microseconds ideal_time(const Params& p, std::uint64_t in_flight) {
   return std::chrono::microseconds(rounds * p.delay_us);
 }
 
+bool is_stated(const Params& p) {
+  return p.n == 10000 && p.k == 100 && (p.delay_us == 0 || p.delay_us == 10000) && p.body_bytes == 64 &&
+         p.fail == 0 && p.group == Group::settled;
+}
+
 bool supports(Model model) { return model != Model::process_pool; }
 
 std::vector<Params> parameter_sets(Suite suite) {

@@ -155,6 +155,9 @@ std::chrono::microseconds ideal_time(const Params& p, std::uint64_t in_flight);
 inline constexpr std::chrono::seconds kMaxIdealTime{2};
 
 std::vector<Params> parameter_sets(Suite suite);
+// The cells whose figures the report states (wall / ideal at 10 ms, requests per
+// second against wrk at delay 0): N=10000, K=100, 64 B, no failures, group:settled.
+bool is_stated(const Params& p);
 bool supports(Model model);  // every model but process_pool
 
 // One function per model. Each sends every request of `e.p` to `target` and
