@@ -96,13 +96,23 @@ def parse_name(name):
     }
 
 
+# What Google Benchmark numbers each entry by, not what it measured.
+_ENTRY_INDEXES = {"family_index", "per_family_instance_index", "repetition_index", "repetitions", "threads",
+                  "iterations"}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def reduce_runs(benchmarks):
     """One record per run name: the median aggregate when present, else the mean
     of the repetitions; a run with any failed repetition becomes an error record.
 
     Record keys: name, workload, model, params, error (message or None), and for
     good runs real_time_ns, cpu_time_ns, items_per_second, bytes_per_second plus
-    the custom counters of the chosen entry."""
+    the custom counters of the chosen entry; with more than one repetition, also
+    repetitions (their count) and spread: {field: [lowest, highest]} over them."""
     groups = {}
     for entry in benchmarks:
         groups.setdefault(entry.get("run_name") or base_name(entry["name"]), []).append(entry)
@@ -116,10 +126,17 @@ def reduce_runs(benchmarks):
             records.append(record)
             continue
         medians = [e for e in entries if e.get("aggregate_name") == "median"]
+        iterations = [e for e in entries if e.get("run_type", "iteration") == "iteration"]
+        if len(iterations) > 1:
+            record["repetitions"] = len(iterations)
+            record["spread"] = {
+                field: [min(values), max(values)]
+                for field in iterations[0] if field not in _ENTRY_INDEXES
+                if (values := [e[field] for e in iterations if _is_number(e.get(field))])
+                and len(values) == len(iterations)}
         if medians:
             chosen = dict(medians[0])
         else:
-            iterations = [e for e in entries if e.get("run_type", "iteration") == "iteration"]
             if not iterations:
                 continue
             chosen = dict(iterations[0])
@@ -132,8 +149,7 @@ def reduce_runs(benchmarks):
             if isinstance(chosen.get(field), (int, float)):
                 record[field + "_ns"] = chosen[field] * scale
         for key, value in chosen.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and key not in record and key not in ("real_time", "cpu_time"):
+            if _is_number(value) and key not in record and key not in ("real_time", "cpu_time"):
                 record[key] = value
         records.append(record)
     return records

@@ -330,6 +330,33 @@ class ConclusionsTest(unittest.TestCase):
         summary = {"workers": {"event_loop": 1}, "cells": {"event_loop": [cell(10000), cell(1000)]}}
         self.assertEqual(fo._footprint(summary, "event_loop")["n"], 1000)
 
+    def test_repeated_cells_state_their_median_and_range(self):
+        """The stated cells run several times: the figures are the median aggregate, and
+        the table and the check give the lowest and highest run; one run shows no range."""
+        data = fan_results()
+        cell = name("event_loop", 10000, 100, 10000)
+        runs = [b for b in data["benchmarks"] if b["name"].startswith(cell + "/")]
+        self.assertEqual(len(runs), 1)
+        first = runs[0]
+        for i, wall in enumerate((1010.0, 1070.0), start=1):
+            again = dict(first, repetition_index=i, real_time=wall, ideal_ratio=wall / first["ideal_ms"],
+                         requests_per_s=first["n"] / wall * 1e3)
+            data["benchmarks"].append(again)
+        for b in runs + data["benchmarks"][-2:]:
+            b["repetitions"] = 3
+        median = dict(first, run_type="aggregate", aggregate_name="median",
+                      name=first["name"] + "_median", ideal_ratio=1.02)
+        data["benchmarks"].append(median)
+        summary = summarize(data)
+        self.assertEqual(summary["ideal_ratio"]["event_loop"], 1.02)
+        self.assertEqual(summary["ideal_cell"]["event_loop"]["range"], [1.01, 1.07])
+        table = "\n".join(fo._ideal_table(summary))
+        self.assertIn("| event_loop | 1 | 100 | 1 s | 1.02 s | 1.020× (1.010–1.070 over 3 runs) |", table)
+        self.assertIn("| fibers | 1 | 100 | 1 s | 1.06 s | 1.060× |", table)
+        self.assertIn("the runs' lowest and highest follow it", table)
+        self.assertIn("Check, event_loop within 1.05× the ideal at N=10000, K=100, delay 10 ms: held; "
+                      "1.020× (1.010–1.070 over 3 runs).", "\n".join(fo.conclusions(summary)))
+
     def test_wrk_at_the_headline_cell_is_the_floor(self):
         data = fan_results()
         peer = wrk_entry(100, 8950)
@@ -340,7 +367,8 @@ class ConclusionsTest(unittest.TestCase):
         self.assertAlmostEqual(summary["wrk_ideal_ratio"], 1.117, places=3)
         self.assertIn("wrk, driving the same server with 100 connections, reaches 1.12× the ideal there",
                       "\n".join(fo.conclusions(summary)))
-        self.assertIn("| wrk (peer, 100 connections for 2 s) | – | 100 | – | – | 1.12× |", "\n".join(fo._ideal_table(summary)))
+        self.assertIn("| wrk (peer, 100 connections for 2 s) | – | 100 | – | – | 1.117× |",
+                      "\n".join(fo._ideal_table(summary)))
         # It is no delay-0 peer: the rate comparison is unchanged.
         self.assertEqual(summary["rate_vs_wrk"], summarize(fan_results())["rate_vs_wrk"])
         self.assertIsNone(summarize(fan_results())["wrk_ideal_ratio"])
@@ -400,7 +428,7 @@ class OutputTest(ReportOutput, unittest.TestCase):
     def test_report_section(self):
         for expected in ("## fan_out: N requests, K in flight",
                          "Server: concbench-server --threads=1 on 127.0.0.1 (child process).",
-                         "| event_loop | 1 | 100 | 1 s | 1.02 s | 1.02× |",
+                         "| event_loop | 1 | 100 | 1 s | 1.02 s | 1.020× |",
                          "| thread_pool pool:workers | – | – | – | – | skipped: ideal 50 s exceeds 2 s |",
                          "| event_loop | 1 | 64 | 46k/s | 50k/s | 0.92× |",
                          "| thread_pool pool:workers | 2 | 1000 | 100 | 1 ms | 2 | 4 KiB | 50 MiB | 2 µs |",

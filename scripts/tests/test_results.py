@@ -36,6 +36,17 @@ class ReduceRunsTest(unittest.TestCase):
         [record] = res.reduce_runs(reps + [mean, median])
         self.assertEqual(record["bytes_per_second"], 2.0)
 
+    def test_spread_over_repetitions(self):
+        name = "w/m/x:1"
+        reps = [dict(entry(name, b), repetition_index=i) for i, b in enumerate((1.0, 2.0, 9.0))]
+        median = dict(entry(name, 2.0), name=name + "_median", run_type="aggregate", aggregate_name="median")
+        [record] = res.reduce_runs(reps + [median])
+        self.assertEqual(record["repetitions"], 3)
+        self.assertEqual(record["spread"]["bytes_per_second"], [1.0, 9.0])
+        self.assertNotIn("repetition_index", record["spread"])  # how runs are numbered, not a measure
+        [single] = res.reduce_runs([entry(name, 1.0)])
+        self.assertNotIn("spread", single)
+
     def test_mean_of_iterations_without_aggregates(self):
         name = "w/m/x:1"
         [record] = res.reduce_runs([entry(name, 1.0, real_time=1.0, time_unit="us"),

@@ -14,22 +14,28 @@ Summary layout (JSON-friendly: cells are lists, so no numeric keys):
   cells[series] = [{name, group, n, k, delay_us, bytes, fail, workers, wall_ms, cpu_ms,
                     cpu_us_per_request, in_flight_limit, ideal_ms, ideal_ratio, requests_per_s,
                     latency_p50_us ... latency_max_us, ok, failed, timed_out, cancelled,
-                    cancel_us, peak_rss_bytes, bytes_per_in_flight}]   valid cells only, sorted
-  wrk = [{k, delay_us, bytes, requests_per_s, latency_p50_us, latency_p99_us, ideal_ratio}]
+                    cancel_us, peak_rss_bytes, bytes_per_in_flight, repetitions,
+                    spread: {ideal_ratio, requests_per_s: [lowest, highest]}}]   valid cells only, sorted;
+                            a cell run several times holds the median, and its runs' range
+  wrk = [{k, delay_us, bytes, requests_per_s, latency_p50_us, latency_p99_us, ideal_ratio,
+          repetitions, spread}]
   wrk_ideal_ratio           wrk's wall / ideal at IDEAL_CELL's K and delay (the floor); null if not run
+  wrk_ideal_spread          {repetitions, range} of that figure
   ideal_ratio[series]       wall / ideal at IDEAL_CELL; null where that cell has no valid run
   ideal_cell[series]        the same with status (measured | skipped | error | invalid | not_run |
-                            no_ratio), reason, workers, in_flight_limit, ideal_ms, wall_ms
+                            no_ratio), reason, workers, in_flight_limit, ideal_ms, wall_ms,
+                            repetitions, range
   rate_vs_wrk[series]       requests/s over wrk's at delay 0, K = WRK_K or the closest K both
                             measured (BASE settings); null where either is missing
   rate_vs_wrk_cell[series]  the same with k, status (measured | no_wrk | not_run | skipped | error |
-                            invalid), reason, both rates
+                            invalid), reason, both rates, and each rate's {repetitions, range}
   footprint[series]         {n, k, delay_us, in_flight_limit, bytes_per_in_flight, peak_rss_bytes,
                              cpu_us_per_request} at the largest K measured at delay > 0; null if none
   groups = [{series, n, k, delay_us, bytes, fail, workers, settled: cell, all: cell}]
                             group:all beside group:settled wherever fail > 0 ran both
   latency_cell {where, reason, series: {series: {p50, p90, p99, p99.9, max}}}  the CDF plot's cell
-  checks {event_loop_ideal, fibers_ideal, event_loop_vs_wrk: {held, value, limit, reason},
+  checks {event_loop_ideal, fibers_ideal, event_loop_vs_wrk: {held, value, limit, reason,
+                                                               repetitions, range},
           counts: {held, cells, mismatches}}
   skipped = [{name, series, reason}], server, errors, count_mismatches, notes
 """
@@ -118,7 +124,7 @@ def summarize(records, results):
         elif series == WRK:
             wrk.append({"k": params.get("k"), "delay_us": params.get("delay_us"), "bytes": params.get("bytes"),
                         **{f: res.finite(r.get(f)) for f in ("requests_per_s", "latency_p50_us", "latency_p99_us",
-                                                         "ideal_ratio")}})
+                                                         "ideal_ratio")}, **_spread(r)})
         elif r["name"] not in invalid:
             cells.setdefault(series, []).append(_cell(r, params))
     skipped, notes = _skipped(results)
@@ -135,9 +141,11 @@ def summarize(records, results):
         "errors": errors, "count_mismatches": mismatches, "notes": notes,
     }
     summary["ideal_cell"] = {s: _ideal(summary, s) for s in order}
-    summary["wrk_ideal_ratio"] = next((w["ideal_ratio"] for w in summary["wrk"]
-                                       if (w["k"], w["delay_us"], w["bytes"]) ==
-                                       (IDEAL_CELL["k"], IDEAL_CELL["delay_us"], IDEAL_CELL["bytes"])), None)
+    wrk_ideal = next((w for w in summary["wrk"] if (w["k"], w["delay_us"], w["bytes"]) ==
+                      (IDEAL_CELL["k"], IDEAL_CELL["delay_us"], IDEAL_CELL["bytes"])), {})
+    summary["wrk_ideal_ratio"] = wrk_ideal.get("ideal_ratio")
+    summary["wrk_ideal_spread"] = {"repetitions": wrk_ideal.get("repetitions", 1),
+                                   "range": (wrk_ideal.get("spread") or {}).get("ideal_ratio")}
     summary["ideal_ratio"] = {s: c["ratio"] for s, c in summary["ideal_cell"].items()}
     summary["rate_vs_wrk_cell"] = {s: _rate_vs_wrk(summary, s) for s in order}
     summary["rate_vs_wrk"] = {s: c["ratio"] for s, c in summary["rate_vs_wrk_cell"].items()}
@@ -155,7 +163,15 @@ def _cell(r, params):
             "wall_ms": real / 1e6 if real is not None else None,
             "cpu_ms": cpu / 1e6 if cpu is not None else None,
             "cpu_us_per_request": cpu / n / 1e3 if cpu is not None and n else None,
-            **{f: res.finite(r.get(f)) for f in POINT_FIELDS}}
+            **{f: res.finite(r.get(f)) for f in POINT_FIELDS}, **_spread(r)}
+
+
+def _spread(r):
+    """How many repetitions a run had (the stated cells repeat; the figures are their
+    median) and the lowest and highest ideal_ratio and requests_per_s among them."""
+    spread = r.get("spread") or {}
+    return {"repetitions": r.get("repetitions", 1),
+            "spread": {f: spread[f] for f in ("ideal_ratio", "requests_per_s") if f in spread}}
 
 
 def _count_mismatches(records, results):
@@ -254,15 +270,17 @@ def _ideal(summary, series):
         got = dict(got, status="no_ratio", reason="no ideal_ratio counter")
     return {"ratio": cell.get("ideal_ratio"), "status": got["status"], "reason": got["reason"],
             "workers": cell.get("workers"), "in_flight_limit": cell.get("in_flight_limit"),
-            "ideal_ms": cell.get("ideal_ms"), "wall_ms": cell.get("wall_ms")}
+            "ideal_ms": cell.get("ideal_ms"), "wall_ms": cell.get("wall_ms"),
+            "repetitions": cell.get("repetitions", 1), "range": (cell.get("spread") or {}).get("ideal_ratio")}
 
 
 def _rate_vs_wrk(summary, series):
     where = dict(BASE, delay_us=0)
     result = {"ratio": None, "k": None, "status": None, "reason": None, "requests_per_s": None,
               "wrk_requests_per_s": None, "workers": summary["workers"].get(series)}
-    wrk = {w["k"]: w["requests_per_s"] for w in summary["wrk"]
-           if w["delay_us"] == 0 and w["bytes"] == BASE["bytes"] and w["requests_per_s"]}
+    wrk_runs = {w["k"]: w for w in summary["wrk"]
+                if w["delay_us"] == 0 and w["bytes"] == BASE["bytes"] and w["requests_per_s"]}
+    wrk = {k: w["requests_per_s"] for k, w in wrk_runs.items()}
     if not wrk:
         return dict(result, status="no_wrk", reason="wrk was not measured")
     ks = {c["k"] for c in _valid(summary, series) if _matches(c, where) and c["requests_per_s"]} & set(wrk)
@@ -272,8 +290,13 @@ def _rate_vs_wrk(summary, series):
             return dict(result, status="not_run", reason="no K measured by both at delay 0")
         return dict(result, status=got["status"], reason=got["reason"])
     k = min(ks, key=lambda k: (abs(math.log(k / WRK_K)), -k))
-    rate = _select(summary, series, dict(where, k=k))["cell"]["requests_per_s"]
-    return dict(result, ratio=rate / wrk[k], k=k, status="measured", requests_per_s=rate, wrk_requests_per_s=wrk[k])
+    cell = _select(summary, series, dict(where, k=k))["cell"]
+    rate = cell["requests_per_s"]
+    return dict(result, ratio=rate / wrk[k], k=k, status="measured", requests_per_s=rate, wrk_requests_per_s=wrk[k],
+                rates={"repetitions": cell.get("repetitions", 1),
+                       "range": (cell.get("spread") or {}).get("requests_per_s")},
+                wrk_rates={"repetitions": wrk_runs[k].get("repetitions", 1),
+                           "range": (wrk_runs[k].get("spread") or {}).get("requests_per_s")})
 
 
 def _footprint(summary, series):
@@ -327,7 +350,8 @@ def _checks(summary, records):
         value = got["ratio"]
         held = None if value is None else (value <= limit if at_most else value >= limit)
         out[check] = {"held": held, "value": value, "limit": limit, "k": got.get("k"),
-                      "reason": got["reason"] if value is None else None}
+                      "reason": got["reason"] if value is None else None,
+                      "repetitions": got.get("repetitions", 1), "range": got.get("range")}
     cells = sum(1 for r in records if not r["error"] and parse(r["name"])[0] != WRK)
     out["counts"] = {"held": not summary["count_mismatches"], "cells": cells,
                      "mismatches": len({m["name"] for m in summary["count_mismatches"]})}
@@ -532,11 +556,22 @@ def _ideal_table(summary):
         else:
             lines.append(f"| {series} | {c['workers']:g} | {_count(c['in_flight_limit'])} | "
                          f"{format_ms(c['ideal_ms'])} | {format_ms(c['wall_ms'])} | "
-                         + ("–" if c["ratio"] is None else f"{c['ratio']:.2f}×") + " |")
+                         + ("–" if c["ratio"] is None else f"{c['ratio']:.3f}×{_range_text(c)}") + " |")
     if summary.get("wrk_ideal_ratio") is not None:
         lines.append(f"| wrk (peer, {IDEAL_CELL['k']} connections for 2 s) | – | {IDEAL_CELL['k']} | – | – | "
-                     f"{summary['wrk_ideal_ratio']:.2f}× |")
+                     f"{summary['wrk_ideal_ratio']:.3f}×{_range_text(summary['wrk_ideal_spread'])} |")
+    if any(c.get("repetitions", 1) > 1 for c in summary["ideal_cell"].values()):
+        lines += ["", "With several runs of a cell, its figure is their median, and the runs' lowest and "
+                      "highest follow it."]
     return lines
+
+
+def _range_text(got):
+    """' (1.031–1.048 over 3 runs)' for a repeated figure; nothing for one run."""
+    if got.get("repetitions", 1) < 2 or not got.get("range"):
+        return ""
+    low, high = got["range"]
+    return f" ({low:.3f}–{high:.3f} over {got['repetitions']} runs)"
 
 
 def _rate_table(summary):
@@ -547,9 +582,19 @@ def _rate_table(summary):
         if c["ratio"] is None:
             lines.append(f"| {series} | – | – | – | – | {_status_cell(c)} |")
         else:
-            lines.append(f"| {series} | {c['workers']:g} | {c['k']:g} | {format_rate(c['requests_per_s'])} | "
-                         f"{format_rate(c['wrk_requests_per_s'])} | {c['ratio']:.2f}× |")
+            lines.append(f"| {series} | {c['workers']:g} | {c['k']:g} | "
+                         f"{format_rate(c['requests_per_s'])}{_rate_range_text(c['rates'])} | "
+                         f"{format_rate(c['wrk_requests_per_s'])}{_rate_range_text(c['wrk_rates'])} | "
+                         f"{c['ratio']:.2f}× |")
     return lines
+
+
+def _rate_range_text(got):
+    """' (126k–159k/s over 3 runs)' for a repeated rate; nothing for one run."""
+    if got.get("repetitions", 1) < 2 or not got.get("range"):
+        return ""
+    low, high = got["range"]
+    return f" ({format_rate(low).removesuffix('/s')}–{format_rate(high)} over {got['repetitions']} runs)"
 
 
 def _footprint_table(summary):
@@ -696,7 +741,7 @@ def _check_sentences(summary):
         if check["held"] is None:
             out.append(f"{head}: not computed; {check['reason']}.")
         else:
-            out.append(f"{head}: {_verdict(check['held'])}; {check['value']:.3f}×.")
+            out.append(f"{head}: {_verdict(check['held'])}; {check['value']:.3f}×{_range_text(check)}.")
     counts = summary["checks"]["counts"]
     head = "Check, ok + failed + timed_out + cancelled = n in every cell"
     if counts["held"]:
