@@ -317,8 +317,8 @@ class ConclusionsTest(unittest.TestCase):
         self.text = "\n".join(fo.conclusions(summarize(fan_results())))
 
     def test_ideal_sentence(self):
-        self.assertIn("event_loop completes N=10000, K=100, delay 10 ms in 1.02× the ideal 1 s; fibers 1.06×; "
-                      "fibers_mt 1.03× with 2 workers; serial was skipped (ideal 100 s exceeds 2 s); "
+        self.assertIn("event_loop completes N=10000, K=100, delay 10 ms in 1.020× the ideal 1 s; fibers 1.060×; "
+                      "fibers_mt 1.030× with 2 workers; serial was skipped (ideal 100 s exceeds 2 s); "
                       "thread_pool pool:workers was skipped (ideal 50 s exceeds 2 s); thread_pool "
                       "pool:per_request has no valid run (ok 9997 + failed 0 + timed_out 0 + cancelled 0 = 9997 "
                       "≠ n 10000 (3 requests unaccounted for)).", self.text)
@@ -365,7 +365,7 @@ class ConclusionsTest(unittest.TestCase):
         data["benchmarks"].append(peer)
         summary = summarize(data)
         self.assertAlmostEqual(summary["wrk_ideal_ratio"], 1.117, places=3)
-        self.assertIn("wrk, driving the same server with 100 connections, reaches 1.12× the ideal there",
+        self.assertIn("wrk, driving the same server with 100 connections, reaches 1.117× the ideal there",
                       "\n".join(fo.conclusions(summary)))
         self.assertIn("| wrk (peer, 100 connections for 2 s) | – | 100 | – | – | 1.117× |",
                       "\n".join(fo._ideal_table(summary)))
@@ -376,7 +376,7 @@ class ConclusionsTest(unittest.TestCase):
     def test_held_only_phrase(self):
         summary = summarize(fan_results())
         summary["ideal_cell"]["fibers_mt"].update(in_flight_limit=50, ratio=2.1)
-        self.assertIn("fibers_mt 2.10× with 2 workers, holding only 50 requests in flight (its own ideal 2 s)",
+        self.assertIn("fibers_mt 2.100× with 2 workers, holding only 50 requests in flight (its own ideal 2 s)",
                       "\n".join(fo.conclusions(summary)))
 
     def test_rate_sentence(self):

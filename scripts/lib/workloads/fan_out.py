@@ -659,11 +659,11 @@ def _ideal_sentence(summary):
             held = (f", holding only {c['in_flight_limit']:g} requests in flight (its own ideal "
                     f"{format_ms(_nominal_ideal_ms(own))})")
         if lead is None:
-            lead = f"{series} completes {where} in {c['ratio']:.2f}× the ideal {ideal}{_with_workers(c['workers'])}{held}"
+            lead = f"{series} completes {where} in {c['ratio']:.3f}× the ideal {ideal}{_with_workers(c['workers'])}{held}"
         else:
-            parts.append(f"{series} {c['ratio']:.2f}×{_with_workers(c['workers'])}{held}")
+            parts.append(f"{series} {c['ratio']:.3f}×{_with_workers(c['workers'])}{held}")
     floor = ([f"wrk, driving the same server with {IDEAL_CELL['k']} connections, reaches "
-              f"{summary['wrk_ideal_ratio']:.2f}× the ideal there: what this machine and server allow a "
+              f"{summary['wrk_ideal_ratio']:.3f}× the ideal there: what this machine and server allow a "
               "lean client (requests that start together finish together, and each batch is "
               "served one request at a time on both sides)."]
              if summary.get("wrk_ideal_ratio") is not None else [])
