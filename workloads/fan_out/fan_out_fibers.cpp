@@ -1,10 +1,10 @@
 // fibers and fibers_mt: one fiber per request, as Go runs a goroutine per request
-// with a semaphore of K. Code reads as blocking calls: a connect, then each request's
-// exchange (AsyncConnection::async_exchange), on the pool thread's own io_context;
-// fiber_await suspends only the fiber that waits (the thread runs the other fibers
-// and the reactor). The timeout
-// is the connection's deadline (deadline.hpp), on the socket's thread;
-// fail-fast cancels each connection in use on that thread.
+// with a semaphore of K. Code reads as blocking calls: a connect, then each
+// request's exchange (AsyncConnection::async_exchange), on the pool thread's own
+// io_context; fiber_await suspends only the fiber that waits (the thread runs the
+// other fibers and the reactor). The timeout is the connection's deadline
+// (deadline.hpp), on the socket's thread; fail-fast cancels each connection in use
+// on that thread.
 #include "workloads/fan_out/fan_out.hpp"
 
 #include "models/fiber_io.hpp"

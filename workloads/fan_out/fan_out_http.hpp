@@ -102,7 +102,7 @@ struct AsyncConnection {
   // loop waits until the answer arrives, and it is read and parsed at once then:
   // one trip round the event loop per request, as in wrk. async_write followed by
   // http::async_read would take three, and try a read that fails with EAGAIN
-  // before waiting. Neither waits on the deadline: closing the socket ends it.
+  // before waiting. The deadline ends it by closing the socket.
   template <class Token>
   auto async_exchange(std::uint64_t id, ResponseReader& response, Token&& token) {
     return asio::async_compose<Token, void(boost::system::error_code)>(ExchangeOp{*this, response, request(id)},
