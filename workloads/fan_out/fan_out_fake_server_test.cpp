@@ -289,11 +289,18 @@ TEST_P(FanOutFakeServerAnswer, PassesIfCorrectElseFailsTheRunAtOnce) {
 INSTANTIATE_TEST_SUITE_P(Answers, FanOutFakeServerAnswer, testing::ValuesIn(answer_cases()),
                          [](const auto& info) { return info.param.name; });
 
-// The client's outcome, or none when it threw (recorded as a failure): a request
-// the client never ended is held by the fake server until kHoldCap, then closed.
-std::optional<Outcome> outcome_of(const Client& c, const FakeServer& server, const Expected& e, Measurements& m) {
+// A client's run against the fake server: its outcome and how long it took, or
+// none when it threw (recorded as a failure). A request the client never ended is
+// held by the fake server until kHoldCap, then closed.
+struct TimedRun {
+  Outcome got;
+  Clock::duration took;
+};
+std::optional<TimedRun> timed_run(const Client& c, const FakeServer& server, const Expected& e, Measurements& m) {
+  const auto start = Clock::now();
   try {
-    return c.run(server.target(), e, m);
+    Outcome got = c.run(server.target(), e, m);
+    return TimedRun{got, Clock::now() - start};
   } catch (const std::exception& error) {
     ADD_FAILURE() << c.name << ": " << error.what();
     return std::nullopt;
@@ -320,11 +327,9 @@ TEST(FanOutFakeServer, FailFastStopsTheRequestsInFlightAtOnce) {
       return Reply{response("", "", "500 Internal Server Error")};
     });
     Measurements m;
-    const auto start = Clock::now();
-    const auto outcome = outcome_of(c, server, e, m);
-    if (!outcome) continue;
-    const Outcome& got = *outcome;
-    const auto took = Clock::now() - start;
+    const auto run = timed_run(c, server, e, m);
+    if (!run) continue;
+    const auto& [got, took] = *run;
     EXPECT_TRUE(matches(got, e)) << c.name << ": " << to_string(got);
     EXPECT_EQ(arrived.load(), in_flight) << c.name << ": requests sent";
     EXPECT_EQ(got.failed, 1u) << c.name;
@@ -350,11 +355,9 @@ TEST(FanOutFakeServer, ARequestHangingOnAReusedConnectionTimesOutAtItsOwnDeadlin
       return good(id);
     });
     Measurements m;
-    const auto start = Clock::now();
-    const auto outcome = outcome_of(c, server, e, m);
-    if (!outcome) continue;
-    const Outcome& got = *outcome;
-    const auto took = Clock::now() - start;
+    const auto run = timed_run(c, server, e, m);
+    if (!run) continue;
+    const auto& [got, took] = *run;
     EXPECT_EQ(got.ok, 1u) << c.name << ": " << to_string(got);
     EXPECT_EQ(got.timed_out, 1u) << c.name << ": " << to_string(got);
     EXPECT_GE(took, kFirst + kT - 5ms) << c.name << ": closed at the first request's deadline";

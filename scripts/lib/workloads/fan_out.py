@@ -144,8 +144,7 @@ def summarize(records, results):
     wrk_ideal = next((w for w in summary["wrk"] if (w["k"], w["delay_us"], w["bytes"]) ==
                       (IDEAL_CELL["k"], IDEAL_CELL["delay_us"], IDEAL_CELL["bytes"])), {})
     summary["wrk_ideal_ratio"] = wrk_ideal.get("ideal_ratio")
-    summary["wrk_ideal_spread"] = {"repetitions": wrk_ideal.get("repetitions", 1),
-                                   "range": (wrk_ideal.get("spread") or {}).get("ideal_ratio")}
+    summary["wrk_ideal_spread"] = _runs(wrk_ideal, "ideal_ratio")
     summary["ideal_ratio"] = {s: c["ratio"] for s, c in summary["ideal_cell"].items()}
     summary["rate_vs_wrk_cell"] = {s: _rate_vs_wrk(summary, s) for s in order}
     summary["rate_vs_wrk"] = {s: c["ratio"] for s, c in summary["rate_vs_wrk_cell"].items()}
@@ -172,6 +171,11 @@ def _spread(r):
     spread = r.get("spread") or {}
     return {"repetitions": r.get("repetitions", 1),
             "spread": {f: spread[f] for f in ("ideal_ratio", "requests_per_s") if f in spread}}
+
+
+def _runs(point, field):
+    """{repetitions, range} of one figure of a cell or wrk entry (see _spread)."""
+    return {"repetitions": point.get("repetitions", 1), "range": (point.get("spread") or {}).get(field)}
 
 
 def _count_mismatches(records, results):
@@ -271,7 +275,7 @@ def _ideal(summary, series):
     return {"ratio": cell.get("ideal_ratio"), "status": got["status"], "reason": got["reason"],
             "workers": cell.get("workers"), "in_flight_limit": cell.get("in_flight_limit"),
             "ideal_ms": cell.get("ideal_ms"), "wall_ms": cell.get("wall_ms"),
-            "repetitions": cell.get("repetitions", 1), "range": (cell.get("spread") or {}).get("ideal_ratio")}
+            **_runs(cell, "ideal_ratio")}
 
 
 def _rate_vs_wrk(summary, series):
@@ -293,10 +297,7 @@ def _rate_vs_wrk(summary, series):
     cell = _select(summary, series, dict(where, k=k))["cell"]
     rate = cell["requests_per_s"]
     return dict(result, ratio=rate / wrk[k], k=k, status="measured", requests_per_s=rate, wrk_requests_per_s=wrk[k],
-                rates={"repetitions": cell.get("repetitions", 1),
-                       "range": (cell.get("spread") or {}).get("requests_per_s")},
-                wrk_rates={"repetitions": wrk_runs[k].get("repetitions", 1),
-                           "range": (wrk_runs[k].get("spread") or {}).get("requests_per_s")})
+                rates=_runs(cell, "requests_per_s"), wrk_rates=_runs(wrk_runs[k], "requests_per_s"))
 
 
 def _footprint(summary, series):
@@ -566,12 +567,12 @@ def _ideal_table(summary):
     return lines
 
 
-def _range_text(got):
+def _range_text(got, low_text=lambda v: f"{v:.3f}", high_text=lambda v: f"{v:.3f}"):
     """' (1.031–1.048 over 3 runs)' for a repeated figure; nothing for one run."""
     if got.get("repetitions", 1) < 2 or not got.get("range"):
         return ""
     low, high = got["range"]
-    return f" ({low:.3f}–{high:.3f} over {got['repetitions']} runs)"
+    return f" ({low_text(low)}–{high_text(high)} over {got['repetitions']} runs)"
 
 
 def _rate_table(summary):
@@ -591,10 +592,7 @@ def _rate_table(summary):
 
 def _rate_range_text(got):
     """' (126k–159k/s over 3 runs)' for a repeated rate; nothing for one run."""
-    if got.get("repetitions", 1) < 2 or not got.get("range"):
-        return ""
-    low, high = got["range"]
-    return f" ({format_rate(low).removesuffix('/s')}–{format_rate(high)} over {got['repetitions']} runs)"
+    return _range_text(got, lambda v: format_rate(v).removesuffix("/s"), format_rate)
 
 
 def _footprint_table(summary):
