@@ -1,9 +1,15 @@
-// event_loop: one coroutine per request on the loop's one thread, as with asyncio
-// (gather of N tasks and a Semaphore(K)). The cap is a buffered channel of K slots
-// (Go's semaphore idiom on Asio's channel). The timeout is the connection's deadline
-// (deadline.hpp), which closes the socket on expiry. Fail-fast
-// cancels every sibling waiting for a slot (cancelling the channel's waiters) and
-// every connection in use; a request between two operations stops before the next.
+// event_loop: one coroutine per request on the loop's one thread. The cap is a
+// buffered channel of K slots (Go's semaphore idiom on Asio's channel), and the
+// launcher takes a slot before it starts each request, as errgroup.SetLimit's Go()
+// and `sem <- struct{}{}; go ...` do: at most K coroutines exist at a time.
+// Starting all N at once, each waiting for its slot inside (asyncio's gather of N
+// tasks around a Semaphore), kept N frames alive: each request ran on memory
+// allocated long before, cold in the cache, and gave it back through malloc's slow
+// paths, about a fifth of the client's user time per request. The timeout is the
+// connection's deadline (deadline.hpp), which closes the socket on expiry.
+// Fail-fast stops the launcher (cancelling its wait for a slot) and cancels every
+// connection in use; a request between two operations stops before the next, and
+// the requests never started end as cancelled.
 //
 // The coroutines, the channel and the sockets use the io_context's own executor
 // type: Asio's default, the type-erased any_io_executor (which co_spawn makes
@@ -17,7 +23,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -51,10 +56,10 @@ struct FanOut {
   Executor executor;
   asio::ip::tcp::endpoint endpoint;
   Tally tally;
-  asio::experimental::channel<Executor, void(error_code)> permits;  // one buffered message per request in flight
+  asio::experimental::channel<Executor, void(error_code)> permits;  // one buffered message per request started
   std::vector<std::unique_ptr<Connection>> all;  // every connection, at most K
   std::vector<Connection*> idle;                 // those without a request on them
-  std::uint64_t running = 0;
+  std::uint64_t running = 0;  // started and not ended
   asio::steady_timer::rebind_executor<Executor>::other all_ended;  // cancelled by the last request to end
   bool stopping = false;  // group:all after a failure, or a fatal error
   Clock::time_point first_failure;
@@ -68,7 +73,7 @@ struct FanOut {
     if (stopping) return;
     stopping = true;
     first_failure = Clock::now();
-    permits.cancel();  // the requests waiting for a slot
+    permits.cancel();  // the launcher's wait for a slot
     error_code ignored;
     for (auto& c : all)
       if (c->busy) c->socket.cancel(ignored);
@@ -98,16 +103,15 @@ Task<Ending> exchange(FanOut& f, Connection& c, std::uint64_t id) {
   co_return ending;
 }
 
-Task<void> fetch(FanOut& f, std::uint64_t id) {
+// Request `id`, started by the launcher at `start` with a slot taken for it.
+Task<void> fetch(FanOut& f, std::uint64_t id, Clock::time_point start) {
   std::optional<Ending> ending;  // none: it never got its answer
   try {
-    co_await f.permits.async_send(error_code{}, use_task);  // waits while K are in flight
     struct Release {
       FanOut& f;
       ~Release() { f.permits.try_receive([](error_code) {}); }
     } release{f};
     if (!f.stopping) {
-      const auto start = Clock::now();
       if (f.idle.empty())  // fewer than K connections so far
         f.idle.push_back(f.all.emplace_back(std::make_unique<Connection>(f.executor, f.e.p, f.endpoint)).get());
       // Back to the idle list at the end; one whose exchange did not finish is
@@ -137,8 +141,7 @@ Task<void> fetch(FanOut& f, std::uint64_t id) {
   } catch (const boost::system::system_error& error) {
     // Cancelled by a failing sibling, or an I/O error that no request should meet
     // on loopback (refused, reset): that one fails the run.
-    const bool cancelled = error.code() == asio::error::operation_aborted ||
-                           error.code() == asio::experimental::error::channel_cancelled;
+    const bool cancelled = error.code() == asio::error::operation_aborted;
     if (!cancelled && !f.fatal) f.fatal = std::make_exception_ptr(unreachable(f.endpoint, error.code()));
   } catch (...) {
     if (!f.fatal) f.fatal = std::current_exception();
@@ -154,17 +157,21 @@ Task<void> fetch(FanOut& f, std::uint64_t id) {
 asio::awaitable<Outcome> fan_out(asio::io_context& context, const Target& target, const Expected& e,
                                  Measurements& m) {
   FanOut f(context, target, e, m);
-  f.running = e.p.n;
   f.all_ended.expires_at(Clock::time_point::max());
-  for (std::uint64_t id = 0; id < e.p.n; ++id) {
-    asio::co_spawn(f.executor, fetch(f, id), asio::detached);
-    // The loop runs one thing at a time: spawning all N (6 ms for 10,000) before
-    // the first connect completes would delay every request of the first round.
-    // After each K, the loop serves those already spawned.
-    if ((id + 1) % e.p.k == 0 && id + 1 < e.p.n) co_await asio::post(f.executor, asio::use_awaitable);
+  std::uint64_t id = 0;
+  for (; id < e.p.n && !f.stopping; ++id) {
+    // Every slot freed since the last wait is taken at once: waiting for each one
+    // would start one request per trip round the loop, too few to keep K in flight.
+    if (!f.permits.try_send(error_code{})) {
+      auto [ec] = co_await f.permits.async_send(error_code{}, asio::as_tuple(asio::use_awaitable));
+      if (ec || f.stopping) break;  // cancelled by stop_all()
+    }
+    ++f.running;
+    asio::co_spawn(f.executor, fetch(f, id, Clock::now()), asio::detached);
   }
+  for (; id < e.p.n; ++id) f.tally.end(id, Ending::cancelled);  // never started
   // Ends when the last request cancels it; one that ended already, while this
-  // coroutine yielded, found no wait to cancel.
+  // coroutine waited for a slot, found no wait to cancel.
   if (f.running > 0) co_await f.all_ended.async_wait(asio::as_tuple(asio::use_awaitable));
   if (f.fatal) std::rethrow_exception(f.fatal);
   co_return f.tally.outcome();

@@ -599,7 +599,7 @@ def _footprint_table(summary):
     lines = ["What holding requests costs the client, at each series' largest K measured at delay > 0 and "
              "there the smallest N (group:settled, 64 B bodies, no failures). Memory per in-flight request "
              "is the client's resident growth over the run divided by the requests in flight; where N > K, "
-             "the tasks waiting for a slot are in it too:", "",
+             "the fibers waiting for a slot are in it too (event_loop starts a request once it has one):", "",
              "| series | workers | N | K | delay | in flight | memory per in-flight request | peak RSS "
              "| client CPU per request |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for series, f in summary["footprint"].items():
