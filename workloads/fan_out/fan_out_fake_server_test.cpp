@@ -312,7 +312,7 @@ TEST(FanOutFakeServer, FailFastStopsTheRequestsInFlightAtOnce) {
   // server answers the first to arrive with 500 once every request the model holds
   // in flight is there, and holds the others for 2 s. The run must end long before,
   // with one failure and every other request cancelled: those in flight, and those
-  // waiting for a slot (N = 2K).
+  // waiting for a slot or never started (N = 2K).
   Params p{16, 8, 0, kBytes, 1.0, Group::all};
   p.timeout = 5s;  // the held requests must end by cancel, not time out
   const Expected e = reference(p);

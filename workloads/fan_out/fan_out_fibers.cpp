@@ -1,14 +1,14 @@
-// fibers and fibers_mt: one fiber per request, as Go runs a goroutine per request
-// with a semaphore of K: all N start at once and each waits for a permit. (The
-// event_loop's launcher instead starts a request once it has a slot. Tried here,
-// that put a fiber's creation and a trip through the pool's channel on each
-// request's path, and the 10 ms cell rose from 1.10 to 1.12 times the ideal on
-// the 2-core VM.) Code reads as blocking calls: a connect, then each
-// request's exchange (AsyncConnection::async_exchange), on the pool thread's own
-// io_context; fiber_await suspends only the fiber that waits (the thread runs the
-// other fibers and the reactor). The timeout is the connection's deadline
-// (deadline.hpp), on the socket's thread; fail-fast cancels each connection in use
-// on that thread.
+// fibers and fibers_mt: one fiber per request, all N started at once, each taking
+// one of K permits itself (goroutines that acquire the semaphore inside; asyncio's
+// gather of N tasks around a Semaphore). The event_loop's launcher instead starts a
+// request once it holds a slot; tried here, that put a fiber's creation and a trip
+// through the pool's channel on each request's path, and the 10 ms cell rose from
+// 1.10 to 1.12 times the ideal on the 2-core VM. Code reads as blocking calls: a
+// connect, then each request's exchange (AsyncConnection::async_exchange), on the
+// pool thread's own io_context; fiber_await suspends only the fiber that waits (the
+// thread runs the other fibers and the reactor). The timeout is the connection's
+// deadline (deadline.hpp), on the socket's thread; fail-fast cancels each
+// connection in use on that thread.
 #include "workloads/fan_out/fan_out.hpp"
 
 #include "models/fiber_io.hpp"
