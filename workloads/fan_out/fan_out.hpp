@@ -133,7 +133,7 @@ Ending record_response(Tally& tally, const Expected& e, std::uint64_t id, unsign
 
 // What one run measured beside its outcome.
 struct Measurements {
-  LatencyRecorder latency;  // each request, from its first byte sent to its end
+  LatencyRecorder latency;  // each request, from taking its slot (before a connect, if any) to its end
   // From the first failure (group:all) until the last sibling stopped; none if the
   // group never stopped.
   std::optional<std::chrono::nanoseconds> cancel;
