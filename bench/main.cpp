@@ -101,7 +101,13 @@ bool is_true(std::string_view value) { return value == "true" || value == "1" ||
 std::unique_ptr<benchmark::BenchmarkReporter> display_reporter(int argc, char** argv) {
   auto format = benchmark_flag(argc, argv, "--benchmark_format").value_or("console");
   if (format == "json") return std::make_unique<benchmark::JSONReporter>();
-  if (format == "csv") return std::make_unique<benchmark::CSVReporter>();
+  if (format == "csv") {
+    // Deprecated in Google Benchmark 1.7, but still what its own --benchmark_format=csv makes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    return std::make_unique<benchmark::CSVReporter>();
+#pragma GCC diagnostic pop
+  }
   if (format != "console") usage_error("--benchmark_format must be console, json or csv");
   auto color = benchmark_flag(argc, argv, "--benchmark_color").value_or("auto");
   bool colored = color == "auto" ? ::isatty(STDOUT_FILENO) != 0 : is_true(color) || color == "always";
