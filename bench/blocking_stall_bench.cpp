@@ -1,6 +1,7 @@
 #include "bench/harness.hpp"
 #include "workloads/blocking_stall/blocking_stall.hpp"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -10,7 +11,7 @@ void register_blocking_stall(Runtimes& runtimes, const Options& options, double 
   using namespace blocking_stall;
   for (Model model : kModels) {
     if (!wants(options, model)) continue;
-    for (const Params& p : parameter_sets(options.suite, model, sha256_bytes_per_second)) {
+    for (const Params& p : parameter_sets(options.suite, model, runtimes.workers, sha256_bytes_per_second)) {
       std::string name = benchmark_name("blocking_stall", model,
                                         {{"kind", std::string(kind_name(p.kind))},
                                          {"offload", std::string(offload_name(p.offload))},
@@ -54,6 +55,14 @@ void register_blocking_stall(Runtimes& runtimes, const Options& options, double 
         state.counters["lag_max_us"] = record->measured.lag.percentile_us(1.0);
         const Outcome& o = record->outcome;
         const double seconds = record->wall.count();
+        // What explains a stall that no code path does: the share of the run the
+        // threads that ran light requests were ready but waited for a CPU, and how
+        // often one was taken off its CPU (absent where Linux keeps no such record).
+        if (const auto& wait = record->measured.serving_wait) {
+          const double thread_seconds = seconds * static_cast<double>(record->measured.serving_threads.size());
+          state.counters["cpu_wait_share"] = std::chrono::duration<double>(wait->runq_wait).count() / thread_seconds;
+          state.counters["involuntary_switches"] = static_cast<double>(wait->involuntary_switches);
+        }
         state.counters["scheduled"] = static_cast<double>(schedule(p).size());
         state.counters["completed"] = static_cast<double>(o.light + o.heavy);
         state.counters["failed"] = static_cast<double>(o.failed);
@@ -63,7 +72,11 @@ void register_blocking_stall(Runtimes& runtimes, const Options& options, double 
         // What the report needs to predict how far inline stalls lift the light p99.
         state.counters["heavy_every_us"] = std::chrono::duration<double, std::micro>(heavy_interval(p)).count();
       };
-      register_verified(name, run_once, expected, counters)->Iterations(1)->Repetitions(1);
+      // Each run is one sample of the cell; the report compares cells over their
+      // runs, so every cell runs at least repetitions(suite) times.
+      register_verified(name, run_once, expected, counters)
+          ->Iterations(1)
+          ->Repetitions(std::max(options.repetitions, repetitions(options.suite)));
     }
   }
 }

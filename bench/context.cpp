@@ -259,6 +259,8 @@ void add_context(const Options& options, const Calibration* c) {
   AddCustomContext("cores", std::to_string(std::thread::hardware_concurrency()));
   AddCustomContext("workers", std::to_string(options.workers));
   AddCustomContext("suite", std::string(suite_name(options.suite)));
+  AddCustomContext("repetitions", std::to_string(options.repetitions));
+  AddCustomContext("interleaved", options.interleaved ? "true" : "false");
   AddCustomContext("compiler", CONCBENCH_COMPILER);
   AddCustomContext("cxx_flags", CONCBENCH_CXX_FLAGS);
   AddCustomContext("build_type", CONCBENCH_BUILD_TYPE);

@@ -20,6 +20,8 @@ struct Options {
   unsigned workers = 1;
   bool parallel_only = false;  // --models=parallel: only models that follow --workers
   std::string target;          // --target: fan_out's server URL; empty: a child concbench-server
+  int repetitions = 1;         // --benchmark_repetitions, read before Google Benchmark takes it
+  bool interleaved = false;    // --benchmark_enable_random_interleaving
 };
 
 inline bool wants(const Options& options, Model model) {

@@ -143,8 +143,13 @@ class ErrorCountingReporter : public benchmark::BenchmarkReporter {
 
 int main(int argc, char** argv) {
   Options options = parse_own_flags(argc, argv);
-  // Read before Initialize() consumes the flags.
+  // Read before Initialize() consumes the flags. A malformed value is left to
+  // Initialize(), which rejects it.
   const bool listing = is_true(benchmark_flag(argc, argv, "--benchmark_list_tests").value_or("false"));
+  if (auto text = benchmark_flag(argc, argv, "--benchmark_repetitions"))
+    std::from_chars(text->data(), text->data() + text->size(), options.repetitions);
+  options.interleaved =
+      is_true(benchmark_flag(argc, argv, "--benchmark_enable_random_interleaving").value_or("false"));
   ErrorCountingReporter reporter(display_reporter(argc, argv));
   benchmark::Initialize(&argc, argv, print_own_help);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;

@@ -13,14 +13,20 @@
 // arrive at their own fixed rate, one every max(2 ms, 4 x work): at most a quarter
 // of one thread, so that the offload targets never saturate and what is measured
 // is the stall, not a queue. A heavy request either hashes as many bytes as take
-// `work_us` here (kind:cpu, calibrated at start from the cpu_hash kernel) or holds
-// its thread in nanosleep for `work_us` (kind:sleep, like a synchronous driver
-// call). A 1 ms ticker on the loop records how late each tick fires (loop lag).
+// `work_us` here (kind:cpu, calibrated at start from the cpu_hash kernel) or blocks
+// its thread in a read for `work_us` (kind:sleep, like a synchronous driver call).
+// A 1 ms ticker on the loop records how late each tick fires (loop lag).
+//
+// Work 0 runs inline only: heavy requests that do no more than light ones, the
+// machine's own floor for light latency, against which a stall is judged. Every
+// cell runs several times, interleaved with the others (see repetitions()): the
+// report compares cells by their runs, not by one run each.
 //
 // Every request ends exactly once, completed or failed, and the completed ones
 // fold their results into a checksum compared with `reference()`.
 #include "models/runtimes.hpp"
 #include "workloads/latency.hpp"
+#include "workloads/sched_stats.hpp"
 #include "workloads/suite.hpp"
 
 #include <chrono>
@@ -67,10 +73,14 @@ std::string to_string(const Outcome& o);
 struct Measurements {
   LatencyRecorder light, heavy, lag;
   LatencyRecorder stall;  // how long each inline heavy call held its thread
+  std::vector<pid_t> serving_threads;      // the threads that ran light requests
+  std::optional<SchedStats> serving_wait;  // their waits for a CPU during the run
 };
 
 // The kernels, written once: what a request computes, wherever it runs.
 std::uint64_t light_work(std::uint64_t id);
+// kind:sleep's blocking call: holds the calling thread for `duration` without a CPU.
+void block_for(std::chrono::microseconds duration);
 std::uint64_t heavy_work(Kind kind, std::uint64_t work_us, std::uint64_t cpu_bytes, std::uint64_t id);
 // The heavy call run inline, timed: the stall it causes lasts `took`, which for
 // kind:cpu is work_us only as far as the calibration of cpu_bytes holds.
@@ -85,7 +95,8 @@ Bytes heavy_message(const Params& p, std::uint64_t id);
 std::uint64_t heavy_reply(const Bytes& reply);
 
 // Records request r's latency from its scheduled arrival and folds its result (none:
-// it failed) into the outcome. Callers serialise calls on one outcome.
+// it failed) into the outcome; notes the thread that ran a light request. Callers
+// serialise calls on one outcome.
 void finish(const Request& r, std::chrono::steady_clock::time_point start, std::optional<std::uint64_t> result,
             Outcome& o, Measurements& m);
 
@@ -94,13 +105,17 @@ Outcome reference(const Params& p);
 
 // Bytes that take `work_us` to hash at `bytes_per_second`.
 std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second);
-std::vector<Params> parameter_sets(Suite suite, Model model, double sha256_bytes_per_second);
-bool supports(Model model);
+// The cells of a suite for a model with `workers` pool threads or processes.
+std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second);
+// How many times each cell runs at least: a verdict between two cells needs 4 runs
+// of each for a 95% interval (see scripts/lib/stats.py), and the default suite has 5.
+int repetitions(Suite suite);
 
 // One function per model: event_loop, fibers (one thread), thread_pool.
 Outcome run_event_loop(Runtimes& runtimes, const Params& p, Measurements& m);
 Outcome run_fibers(Runtimes& runtimes, const Params& p, Measurements& m);
 Outcome run_thread_pool(Runtimes& runtimes, const Params& p, Measurements& m);
+// Runs one cell on a model and reads the serving threads' waits for a CPU.
 Outcome run(Model model, Runtimes& runtimes, const Params& p, Measurements& m);
 
 }  // namespace concbench::blocking_stall

@@ -5,9 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iterator>
+#include <map>
 #include <thread>
 
 namespace concbench::blocking_stall {
@@ -62,6 +67,69 @@ TEST(BlockingStall, CpuWorkScalesWithTheCalibratedSpeed) {
   EXPECT_EQ(cpu_bytes_for(0, 1e9), 64u);  // never less than a light request
 }
 
+double thread_cpu_ms() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+}
+
+TEST(BlockingStall, ABlockingCallHoldsItsThreadWithoutTheCpu) {
+  const double cpu_before = thread_cpu_ms();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) block_for(10ms);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  EXPECT_LT(thread_cpu_ms() - cpu_before, 25) << "a blocking call must not spin";
+  const auto zero = std::chrono::steady_clock::now();
+  block_for(0us);  // work 0, the floor: no call at all
+  EXPECT_LT(std::chrono::steady_clock::now() - zero, 5ms);
+}
+
+// Each thread blocks on a timer of its own; a forked child makes its own too, or it
+// would re-arm its parent's (a shared timer wakes both at the child's deadline).
+TEST(BlockingStall, AForkedChildBlocksOnATimerOfItsOwn) {
+  block_for(1us);  // this thread has its timer now
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::this_thread::sleep_for(10ms);  // the parent is blocked by now
+    block_for(1ms);
+    ::_exit(0);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  block_for(100ms);
+  const auto took = std::chrono::steady_clock::now() - start;
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_GE(took, 100ms) << "the child's call ended the parent's";
+}
+
+TEST(BlockingStall, GridHasAFloorAndOneTwoFiveSteps) {
+  for (Kind kind : {Kind::cpu, Kind::sleep}) {
+    std::map<Offload, std::vector<std::uint64_t>> work;
+    for (const Params& p : parameter_sets(Suite::standard, Model::event_loop, 2, 1e9)) {
+      if (p.kind != kind) continue;
+      work[p.offload].push_back(p.work_us);
+      if (p.work_us == 0) {
+        EXPECT_EQ(p.duration, 200ms);
+      }
+    }
+    const std::vector<std::uint64_t> steps{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
+    std::vector<std::uint64_t> with_floor{0};
+    with_floor.insert(with_floor.end(), steps.begin(), steps.end());
+    EXPECT_EQ(work[Offload::inline_call], with_floor) << "the floor runs inline only, once per kind";
+    EXPECT_EQ(work[Offload::threads], steps);
+    EXPECT_EQ(work[Offload::processes], steps);
+  }
+  EXPECT_EQ(parameter_sets(Suite::full, Model::fibers, 2, 1e9).back().work_us, 100000u);
+  // A pool of one thread would repeat the event loop; thread_pool runs from 2 workers.
+  EXPECT_TRUE(parameter_sets(Suite::standard, Model::thread_pool, 1, 1e9).empty());
+  EXPECT_FALSE(parameter_sets(Suite::standard, Model::thread_pool, 2, 1e9).empty());
+  EXPECT_TRUE(parameter_sets(Suite::standard, Model::process_pool, 2, 1e9).empty());
+  EXPECT_GE(repetitions(Suite::standard), 5);
+  EXPECT_GE(repetitions(Suite::quick), 1);
+}
+
 struct Case {
   Model model;
   Offload offload;
@@ -78,10 +146,17 @@ TEST_P(EveryModelAndOffload, EveryRequestEndsOnceWithTheRightResult) {
     EXPECT_EQ(got, reference(p)) << describe(model, p) << ": " << to_string(got);
     EXPECT_EQ(m.light.count() + m.heavy.count(), schedule(p).size()) << describe(model, p);
     EXPECT_GT(m.lag.count(), 0u) << "the ticker never ticked";
+    // Light requests ran on the loop's one thread, or on at most the pool's workers,
+    // and their waits for a CPU were read where the kernel keeps them.
+    EXPECT_GE(m.serving_threads.size(), 1u) << describe(model, p);
+    EXPECT_LE(m.serving_threads.size(), model == Model::thread_pool ? kTestWorkers : 1u) << describe(model, p);
+    if (std::filesystem::exists("/proc/self/schedstat")) {
+      EXPECT_TRUE(m.serving_wait.has_value()) << describe(model, p);
+    }
     // Every inline heavy call is timed, and only those.
     EXPECT_EQ(m.stall.count(), offload == Offload::inline_call ? reference(p).heavy : 0u) << describe(model, p);
     if (offload == Offload::inline_call && kind == Kind::sleep) {
-      EXPECT_GE(m.stall.percentile_us(0.5), 500) << "a sleep call took less than it sleeps";
+      EXPECT_GE(m.stall.percentile_us(0.5), 500) << "a blocking call took less than it blocks";
     }
   }
 }
