@@ -78,7 +78,8 @@ def parse_args(argv):
     parser.add_argument("--workers", metavar="LIST", type=_worker_list,
                         help="comma list of worker counts (default: 1,2,4,... up to nproc, and nproc)")
     parser.add_argument("--repetitions", metavar="N", type=_positive_int,
-                        help="repetitions per benchmark (default suite: min time 0.1 s, 3 repetitions)")
+                        help="repetitions per benchmark (default suite: 3; blocking_stall runs each cell "
+                             "at least 7 times, 2 with --quick)")
     parser.add_argument("--min-time", metavar="S", type=_positive_float, help="seconds per benchmark")
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="run directory (default: reports/runs/<date>-<host>; updates reports/latest)")
@@ -96,10 +97,13 @@ def parse_args(argv):
 def concbench_flags(args, workers, first):
     """Flags for one run; single-thread models run only with the first count,
     since --workers does not change them."""
+    # Interleaved: each repetition of a cell runs at a random point among the others,
+    # so that a hiccup of the machine lands on different cells, not on every run of one.
     flags = [f"--suite={args.suite}", f"--workers={workers}",
              f"--models={'all' if first else 'parallel'}",
              f"--benchmark_min_time={args.min_time:g}",
-             f"--benchmark_repetitions={args.repetitions}"]
+             f"--benchmark_repetitions={args.repetitions}",
+             "--benchmark_enable_random_interleaving=true"]
     if args.filter:
         flags.append(f"--benchmark_filter={args.filter}")
     return flags
@@ -114,35 +118,73 @@ def format_duration(seconds):
 
 class Progress:
     """Counts finished benchmarks from concbench's console lines. A benchmark is
-    finished at its first line (repetitions and aggregates repeat the name)."""
+    finished at its first line (repetitions and aggregates repeat the name).
 
-    def __init__(self, total, start=None, clock=time.monotonic):
-        self.total, self.clock = total, clock
+    Repetitions run interleaved, in random order, and Google Benchmark prints a
+    benchmark only after its last one: finished benchmarks bunch up at the end of
+    each concbench run. So the ETA comes from the share of repetitions done, which
+    the finished count gives (see repetitions_done)."""
+
+    def __init__(self, repetitions, start=None, clock=time.monotonic):
+        """repetitions: per concbench run, in order, {name: its repetitions}."""
+        self.batches, self.clock = [dict(b) for b in repetitions], clock
+        self.total = sum(len(b) for b in self.batches)
         self.start = clock() if start is None else start
-        self.expected, self.done = set(), set()
+        self.batch, self.done = -1, []
 
-    def expect(self, names):
-        self.expected.update(names)
+    def next_run(self):
+        """Call as each concbench run starts."""
+        self.batch += 1
+        self.done.append(set())
 
     def line(self, text):
         """The progress message for a console line, or None if nothing finished."""
         fields = text.split()
-        if not fields:
+        if not fields or self.batch < 0:
             return None
         name = res.base_name(fields[0])
-        if name not in self.expected or name in self.done:
+        if name not in self.batches[self.batch] or name in self.done[self.batch]:
             return None
-        self.done.add(name)
+        self.done[self.batch].add(name)
         return self.message(name)
 
+    def share_done(self):
+        """The share of all repetitions done so far, earlier runs whole."""
+        total = sum(sum(b.values()) for b in self.batches)
+        done = sum(sum(b.values()) for b in self.batches[:self.batch])
+        current = self.batches[self.batch]
+        done += repetitions_done(list(current.values()), len(self.done[self.batch]))
+        return done / total if total else 1.0
+
     def message(self, name):
-        i, n = len(self.done), self.total
+        i = sum(len(d) for d in self.done)
         elapsed = self.clock() - self.start
-        eta = elapsed / i * (n - i) if i else 0
-        return f"[{i}/{n}] {name}  elapsed {format_duration(elapsed)}  ETA {format_duration(eta)}"
+        share = self.share_done()
+        eta = elapsed / share * (1 - share) if share else 0
+        return f"[{i}/{self.total}] {name}  elapsed {format_duration(elapsed)}  ETA {format_duration(eta)}"
 
 
-# ---------------------------------------------------------------- running
+def repetitions_done(repetitions, finished):
+    """How many of the repetitions of one interleaved run are done when `finished`
+    of its benchmarks are. With the repetitions in random order, when a share f of
+    them is done a benchmark of R repetitions is finished with probability about
+    f^R: f solves sum(f^R) = finished."""
+    if finished >= len(repetitions):
+        return float(sum(repetitions))
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        f = (low + high) / 2
+        low, high = (f, high) if sum(f ** r for r in repetitions) < finished else (low, f)
+    return low * sum(repetitions)
+
+
+def repetitions_of(name, default):
+    """A benchmark's repetitions: its name says /repeats:N/ where it sets its own."""
+    for part in name.split("/"):
+        if part.startswith("repeats:"):
+            return int(part.split(":", 1)[1])
+    return default
+
 
 def list_benchmarks(binary, flags):
     """(names, error): the benchmarks these flags would run."""
@@ -271,12 +313,13 @@ def main(argv=None):
 
     peers = {"openssl_sha256_16k_bytes_per_s": openssl_sha256_16k()}
     # Started after the openssl check so that the ETA reflects benchmarks only.
-    progress = Progress(total)
+    progress = Progress([{name: repetitions_of(name, args.repetitions) for name in names}
+                         for _, _, names in plan])
     runs = []
     with tempfile.TemporaryDirectory(prefix="concbench-") as tmp:
         for workers, flags, names in plan:
             print(f"concbench --workers={workers}: {len(names)} benchmarks", file=sys.stderr)
-            progress.expect(names)
+            progress.next_run()
             json_path, stderr_path = Path(tmp, f"w{workers}.json"), Path(tmp, f"w{workers}.err")
             status = run_concbench(args.concbench, flags, json_path, stderr_path, progress)
             run = load_run_json(json_path)

@@ -111,8 +111,9 @@ def reduce_runs(benchmarks):
 
     Record keys: name, workload, model, params, error (message or None), and for
     good runs real_time_ns, cpu_time_ns, items_per_second, bytes_per_second plus
-    the custom counters of the chosen entry; with more than one repetition, also
-    repetitions (their count) and spread: {field: [lowest, highest]} over them."""
+    the custom counters of the chosen entry, and runs: {field: [value of each
+    repetition]} (see run_values and spread); with more than one repetition, also
+    repetitions (their count)."""
     groups = {}
     for entry in benchmarks:
         groups.setdefault(entry.get("run_name") or base_name(entry["name"]), []).append(entry)
@@ -129,8 +130,9 @@ def reduce_runs(benchmarks):
         iterations = [e for e in entries if e.get("run_type", "iteration") == "iteration"]
         if len(iterations) > 1:
             record["repetitions"] = len(iterations)
-            record["spread"] = {
-                field: [min(values), max(values)]
+        if iterations:
+            record["runs"] = {
+                field: values
                 for field in iterations[0] if field not in _ENTRY_INDEXES
                 if (values := [e[field] for e in iterations if _is_number(e.get(field))])
                 and len(values) == len(iterations)}
@@ -153,6 +155,21 @@ def reduce_runs(benchmarks):
                 record[key] = value
         records.append(record)
     return records
+
+
+def run_values(record, field):
+    """The value of field in each repetition of a record (the chosen one alone where
+    the repetitions were not kept); finite numbers only."""
+    values = (record.get("runs") or {}).get(field)
+    if values is None:
+        values = [record.get(field)]
+    return [v for v in map(finite, values) if v is not None]
+
+
+def spread(record, field):
+    """[lowest, highest] of field over a record's repetitions; None with fewer than two."""
+    values = run_values(record, field) if record.get("repetitions", 1) > 1 else []
+    return [min(values), max(values)] if len(values) > 1 else None
 
 
 def write_whole(path, write):

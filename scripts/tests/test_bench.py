@@ -64,8 +64,9 @@ class ProgressTest(unittest.TestCase):
 
     def test_counts_distinct_names_and_eta(self):
         now = [100.0]
-        progress = bench.Progress(4, start=100.0, clock=lambda: now[0])
-        progress.expect(["a/x:1", "a/x:2"])
+        progress = bench.Progress([{"a/x:1": 1, "a/x:2": 1}, {"b/x:1": 1, "b/x:2": 1}],
+                                  start=100.0, clock=lambda: now[0])
+        progress.next_run()
         self.assertIsNone(progress.line("Benchmark   Time   CPU   Iterations"))
         self.assertIsNone(progress.line("-----------------------------------"))
         now[0] = 130.0
@@ -73,9 +74,29 @@ class ProgressTest(unittest.TestCase):
                          "[1/4] a/x:1  elapsed 0:30  ETA 1:30")
         self.assertIsNone(progress.line("a/x:1   11 ns   11 ns   100"))  # second repetition
         self.assertIsNone(progress.line("a/x:1_mean   10 ns   10 ns   3"))
+        self.assertIsNone(progress.line("b/x:1   10 ns   10 ns   100"))  # not this run's
         now[0] = 160.0
         self.assertEqual(progress.line("a/x:2   10 ns   10 ns   100"),
                          "[2/4] a/x:2  elapsed 1:00  ETA 1:00")
+        progress.next_run()
+        now[0] = 190.0
+        self.assertEqual(progress.line("b/x:2   10 ns   10 ns   100"),
+                         "[3/4] b/x:2  elapsed 1:30  ETA 0:30")
+
+    def test_interleaved_repetitions_finish_late(self):
+        # Five repetitions each, in random order: when the first of 100 benchmarks
+        # finishes, about 0.01^(1/5) = 40% of the repetitions are done, not 1%.
+        self.assertAlmostEqual(bench.repetitions_done([5] * 100, 1) / 500, 0.01 ** 0.2, places=3)
+        self.assertEqual(bench.repetitions_done([5, 3], 2), 8)
+        now = [0.0]
+        progress = bench.Progress([{f"a/{i}": 5 for i in range(100)}], start=0.0, clock=lambda: now[0])
+        progress.next_run()
+        now[0] = 40.0
+        self.assertTrue(progress.line("a/7  1 ns").endswith("ETA 1:00"))
+
+    def test_repetitions_from_the_name(self):
+        self.assertEqual(bench.repetitions_of("b/kind:cpu/iterations:1/repeats:5/real_time", 3), 5)
+        self.assertEqual(bench.repetitions_of("cpu_hash/serial/block_bytes:64", 3), 3)
 
 
 class HelpersTest(unittest.TestCase):

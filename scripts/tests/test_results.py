@@ -36,16 +36,25 @@ class ReduceRunsTest(unittest.TestCase):
         [record] = res.reduce_runs(reps + [mean, median])
         self.assertEqual(record["bytes_per_second"], 2.0)
 
-    def test_spread_over_repetitions(self):
+    def test_runs_and_spread_over_repetitions(self):
         name = "w/m/x:1"
         reps = [dict(entry(name, b), repetition_index=i) for i, b in enumerate((1.0, 2.0, 9.0))]
         median = dict(entry(name, 2.0), name=name + "_median", run_type="aggregate", aggregate_name="median")
         [record] = res.reduce_runs(reps + [median])
         self.assertEqual(record["repetitions"], 3)
-        self.assertEqual(record["spread"]["bytes_per_second"], [1.0, 9.0])
-        self.assertNotIn("repetition_index", record["spread"])  # how runs are numbered, not a measure
+        self.assertEqual(record["runs"]["bytes_per_second"], [1.0, 2.0, 9.0])
+        self.assertEqual(res.run_values(record, "bytes_per_second"), [1.0, 2.0, 9.0])
+        self.assertEqual(res.spread(record, "bytes_per_second"), [1.0, 9.0])
+        self.assertNotIn("repetition_index", record["runs"])  # how runs are numbered, not a measure
         [single] = res.reduce_runs([entry(name, 1.0)])
-        self.assertNotIn("spread", single)
+        self.assertIsNone(res.spread(single, "bytes_per_second"))
+        self.assertEqual(res.run_values(single, "bytes_per_second"), [1.0])
+
+    def test_run_values_without_repetitions_kept(self):
+        # Only a median aggregate: its value stands for the runs; non-numbers are dropped.
+        self.assertEqual(res.run_values({"x": 3.0}, "x"), [3.0])
+        self.assertEqual(res.run_values({"runs": {"x": [1.0, float("nan"), 2.0]}}, "x"), [1.0, 2.0])
+        self.assertEqual(res.run_values({}, "x"), [])
 
     def test_mean_of_iterations_without_aggregates(self):
         name = "w/m/x:1"

@@ -168,9 +168,8 @@ def _cell(r, params):
 def _spread(r):
     """How many repetitions a run had (the stated cells repeat; the figures are their
     median) and the lowest and highest ideal_ratio and requests_per_s among them."""
-    spread = r.get("spread") or {}
     return {"repetitions": r.get("repetitions", 1),
-            "spread": {f: spread[f] for f in ("ideal_ratio", "requests_per_s") if f in spread}}
+            "spread": {f: s for f in ("ideal_ratio", "requests_per_s") if (s := res.spread(r, f))}}
 
 
 def _runs(point, field):
