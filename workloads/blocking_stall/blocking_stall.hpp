@@ -107,8 +107,10 @@ Outcome reference(const Params& p);
 std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second);
 // The cells of a suite for a model with `workers` pool threads or processes.
 std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second);
-// How many times each cell runs at least: a verdict between two cells needs 4 runs
-// of each for a 95% interval (see scripts/lib/stats.py), and the default suite has 5.
+// How many times each cell runs at least. A verdict between two cells needs 4 runs
+// of each for a 95% interval (scripts/lib/stats.py); with 7, the interval of a
+// ratio no longer ends on a pair that holds one hiccup of the machine (a spike in
+// one run of seven), so one spike cannot turn a win into no difference.
 int repetitions(Suite suite);
 
 // One function per model: event_loop, fibers (one thread), thread_pool.

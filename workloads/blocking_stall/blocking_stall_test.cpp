@@ -124,9 +124,12 @@ TEST(BlockingStall, GridHasAFloorAndOneTwoFiveSteps) {
   EXPECT_EQ(parameter_sets(Suite::full, Model::fibers, 2, 1e9).back().work_us, 100000u);
   // A pool of one thread would repeat the event loop; thread_pool runs from 2 workers.
   EXPECT_TRUE(parameter_sets(Suite::standard, Model::thread_pool, 1, 1e9).empty());
-  EXPECT_FALSE(parameter_sets(Suite::standard, Model::thread_pool, 2, 1e9).empty());
+  std::vector<std::uint64_t> pool_work;
+  for (const Params& p : parameter_sets(Suite::standard, Model::thread_pool, 2, 1e9))
+    if (p.kind == Kind::cpu && p.offload == Offload::processes) pool_work.push_back(p.work_us);
+  EXPECT_EQ(pool_work, (std::vector<std::uint64_t>{1, 10, 100, 1000, 10000})) << "a pool's sizes in decades";
   EXPECT_TRUE(parameter_sets(Suite::standard, Model::process_pool, 2, 1e9).empty());
-  EXPECT_GE(repetitions(Suite::standard), 5);
+  EXPECT_GE(repetitions(Suite::standard), 7);
   EXPECT_GE(repetitions(Suite::quick), 1);
 }
 

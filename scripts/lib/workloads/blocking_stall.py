@@ -1,33 +1,50 @@
 """blocking_stall: a blocking or CPU-heavy call among light requests, run inline or
 offloaded to threads or to processes. Answers from how much work offloading pays
-off, and what one offload costs.
+off, with an interval, and what one offload costs.
+
+Every cell runs several times, interleaved with the others; a cell's figures are
+medians over its runs, and two cells are compared over their runs (stats.py), so
+that one hiccup of the machine moves neither a figure nor a verdict.
 
 Summary layout (JSON-friendly, numbers as string keys):
   series[model][kind][offload][rate][workers][work_us] = {light_p50_us, ..., lag_p99_us,
                                           light_per_s, heavy_per_s, heavy_every_us,
-                                          stall_p50_us (inline only), scheduled, completed, failed}
-  break_even_us[model][kind][target]     work_us from which offloading keeps beating inline
-                                         on light p99 (at most BEATS_INLINE_BY x inline's);
-                                         null where it never does (or unmeasured)
-  break_even[model][kind][target]        the same with how it was found: status
-                                         (pays_off | never | missing), rate, workers, ...
-  offload_cost_us[model][target]         heavy p50 offloaded minus inline at the smallest
-                                         work_us, kind:cpu; null where not measured
-  offload_cost[model][kind][target]      the same per kind, with the numbers behind it
+                                          stall_p50_us (inline only), cpu_wait_share,
+                                          involuntary_switches, scheduled, completed, failed:
+                                          medians over the runs; repetitions; runs {field:
+                                          [one value per run]} for RUN_FIELDS}
+                                          work_us 0 (inline only) is the machine's floor
+  break_even_us[model][kind][target]     work_us from which offloading pays off (see the rule
+                                         below); null where it never does, or unknown
+  break_even[model][kind][target]        the same with its interval and the verdict at each
+                                         size: status (pays_off | never | too_few_runs | missing),
+                                         from_us, low_us, high_us, never_consistent, verdicts
+                                         {work_us: win | loss | no_difference | too_few_runs},
+                                         ratios {work_us: {estimate, low, high, coverage}}, rate,
+                                         workers, ...
+  offload_cost_us[model][target]         heavy p50 offloaded minus inline at the smallest sizes,
+                                         kind:cpu (Hodges–Lehmann over their runs); null if unmeasured
+  offload_cost[model][kind][target]      the same per kind, with its interval: cost_us, low_us,
+                                         high_us, coverage, work_us, ...
+  cpu_waits[model][kind][target]         where offloading left light p99 above the floor, whether
+                                         the serving thread's wait for a CPU explains it
   calibration {thread_rtt_us, thread_rtt_cross_core_us, pipe_rtt_us, pipe_rtt_cross_core_us,
                thread_pool_rtt_us, process_pool_rtt_us}
                                          the calibrated round trips; null where not measured
                                          (no cross-core ones on a one-core machine)
-  checks {stall_visible, sleep_offload_bounded, offload_cost_vs_rtt}: the issue's
-                                         validity checks, measured (see the constants below)
-  work_sizes, rates, errors, count_mismatches
+  checks {stall_visible, sleep_offload_bounded, offload_cost_vs_rtt}: validity checks,
+                                         measured (see the constants below)
+  work_sizes, rates, repetitions [fewest, most], errors, count_mismatches
 """
 
 import math
 
+import numpy as np
+
 from markdown import section
 from plotting import color_for, plt, save
 import results as res
+import stats
 
 NAME = "blocking_stall"
 
@@ -36,28 +53,48 @@ TARGETS = ("threads", "processes")
 OFFLOAD_ORDER = (INLINE,) + TARGETS
 KIND_ORDER = ("cpu", "sleep")
 MODEL_ORDER = ("event_loop", "fibers", "thread_pool")
-# The offload cost headline uses CPU work: a 1 us nanosleep really sleeps far longer,
-# so kind:cpu is the cleaner measure of the hand-off alone.
+# The offload cost headline uses CPU work, the cleaner measure of the hand-off alone.
 HEADLINE_KIND = "cpu"
+# Inline with no work: heavy requests that cost what light ones do. Its light p99 is
+# the machine's floor for this schedule, the lowest any offload can reach.
+FLOOR_WORK_US = 0
 
-# Per-request figures copied from each benchmark into the series.
+# Per-request figures of each run, kept in the series as medians over the runs.
 POINT_FIELDS = ("light_p50_us", "light_p90_us", "light_p99_us", "light_p999_us", "light_max_us",
                 "heavy_p50_us", "heavy_p99_us", "lag_p99_us", "lag_max_us", "light_per_s", "heavy_per_s",
-                "heavy_every_us", "stall_p50_us", "scheduled", "completed", "failed")
+                "heavy_every_us", "stall_p50_us", "cpu_wait_share", "involuntary_switches",
+                "scheduled", "completed", "failed")
+# Figures kept run by run too: what the verdicts, the costs and the CPU waits compare.
+# (failed: every failed request is counted, not only the median run's.)
+RUN_FIELDS = ("light_p99_us", "heavy_p50_us", "cpu_wait_share", "failed")
 COUNT_FIELDS = ("scheduled", "completed", "failed")
 # Counters are doubles; a count differing by less than this is the same count.
 COUNT_TOLERANCE = 0.5
 
-# Offloading beats inline where its light p99 is at most this share of inline's. Where
-# the stall is below the machine's own tail (small work), the two p99s are the same
-# noise, and one run on a shared machine moves a p99 by about a fifth: a bare "lower"
-# would find break-evens in that noise.
+# The rule, written once (verdict and break_even below). At each work size, the light
+# p99s of the runs offloaded and inline give an interval for their ratio (stats.py,
+# 95%). Offloading
+#   wins      where that interval lies below BEATS_INLINE_BY, and inline's p99 lies
+#             above floor / BEATS_INLINE_BY with confidence too (the interval of
+#             inline's median, stats.median_interval, against the floor's median):
+#             nearer the floor, BEATS_INLINE_BY x inline is under the floor, which no
+#             offload reaches, so a "win" there could only be noise. The floor is its
+#             median because a p99's noise is one-sided: a hiccup lifts a run, never
+#             lowers it, and the floor's own runs have them too;
+#   loses     where the interval lies above LOSES_TO_INLINE_BY;
+#   makes no difference otherwise; a size with too few runs for an interval has no
+#             verdict.
+# It pays off from W where it wins at W and loses at no larger size. The break-even's
+# interval holds every size that could be that W, given the intervals at each size.
 BEATS_INLINE_BY = 0.8
+LOSES_TO_INLINE_BY = 1 / BEATS_INLINE_BY
+WIN, LOSS, NO_DIFFERENCE, TOO_FEW_RUNS = "win", "loss", "no_difference", "too_few_runs"
+VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"}
 # A break-even's sentence names the stall the inline call caused where it was more than
-# this many times the nominal work (a 3 µs nanosleep holds its thread for tens of µs).
+# this many times the nominal work (a short blocking call holds its thread longer).
 STALL_UNLIKE_WORK = 2
 
-# Validity checks of the issue.
+# Validity checks.
 # 1. Inline, the stall is visible from this much work W. Not as light p99 >= W, which
 #    cannot hold: a light request arriving t into a stall waits W - t, and only a share
 #    W / I of light requests arrive during one (I = heavy_every_us, the interval between
@@ -68,7 +105,7 @@ STALL_UNLIKE_WORK = 2
 #    every request on one thread; a thread pool's inline call holds one worker of many.
 #    W is the inline call as timed where it ran (stall_p50_us), since kind:cpu work
 #    matches work_us only as well as its calibration; the nominal work_us stands in
-#    where the data lacks it.
+#    where the data lacks it. All figures are medians over the runs.
 STALL_VISIBLE_FROM_US = 1000
 ONE_THREAD_MODELS = ("event_loop", "fibers")
 P99_TAIL = 0.01  # the share of light requests above their p99
@@ -78,7 +115,7 @@ STALL_P99_SHARE = 0.95
 #    as in check 3), up to CHECK_UP_TO_US of work.
 SLEEP_OFFLOAD_LIMIT_US = 1000
 SLEEP_RTT_FACTOR = 2
-CHECK_UP_TO_US = 100000
+CHECK_UP_TO_US = 10000
 # 3. An offload's fixed cost is at most this factor times the round trip to a sleeping
 #    core: an idle pool's worker sleeps, and waking it is most of the hand-off. Threads
 #    compare with the thread round trip, processes with the pipe's, each across cores
@@ -89,6 +126,16 @@ ROUND_TRIP_TOLERANCE = 1.5
 WAKE_ROUND_TRIPS = {"threads": ("thread_rtt_cross_core_us", "thread_rtt_us"),  # (cross-core, same-core)
                     "processes": ("pipe_rtt_cross_core_us", "pipe_rtt_us")}
 POOL_ROUND_TRIPS = {"threads": "thread_pool_rtt_us", "processes": "process_pool_rtt_us"}
+
+# The offload cost pools the sizes below this many times the smallest (1, 2 and 5 µs):
+# the work there is small against the hand-off, and three sizes triple the runs.
+COST_SIZES_SPAN = 10
+
+# Where an offloaded cell's light p99 stays above LOSES_TO_INLINE_BY x the floor, the
+# serving thread's wait for a CPU explains it when that wait took at least this share
+# of the run: light requests that arrive while their thread waits for a CPU wait too,
+# so a P99_TAIL share of waiting alone puts the p99 inside those waits.
+CPU_WAIT_EXPLAINS = P99_TAIL
 
 # summary["calibration"] names; the context key of each is "calib_" + name.
 CALIBRATION_LABELS = {"thread_rtt_us": "thread round trip",
@@ -107,7 +154,7 @@ REFERENCE_STYLES = {"threads": ("--", ":"), "processes": ("-.", (0, (5, 2, 1, 2,
 OFFLOAD_COLORS = {INLINE: color_for("serial"), "threads": color_for("thread_pool"),
                   "processes": color_for("process_pool")}
 KIND_STYLES = {"cpu": "-", "sleep": "--"}
-RATE_STYLES = ("-", "--", ":", "-.")
+KIND_MARKERS = {"cpu": "o", "sleep": "s"}
 
 # How the sentences name things.
 MODEL_PHRASES = {"event_loop": "the event loop", "fibers": "fibers on one thread",
@@ -116,11 +163,78 @@ KIND_PHRASES = {"cpu": "CPU work", "sleep": "a blocking call"}
 TARGET_PHRASES = {"threads": "a thread pool", "processes": "a process pool"}
 
 PLOT_CROSSOVER = "blocking_stall_crossover_{model}_{kind}"
-PLOT_HEAVY = "blocking_stall_heavy_{model}"
+PLOT_TRADE = "blocking_stall_trade_{model}"
 
 
 def _num_key(text):
     return float(text)
+
+
+def _num(text):
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+# ---------------------------------------------------------------- the rule
+
+def verdict(inline_runs, offload_runs, floor_runs=None):
+    """One size's comparison of light p99 over the runs: {verdict, ratio, lifted,
+    could_win, could_lose}. ratio: offloaded to inline (stats.ratio_interval); lifted:
+    the interval of inline's median over the floor's median, None without floor runs
+    (then the floor condition is left out). could_win / could_lose: whether the data
+    allow a win or a loss here (the break-even's interval asks); None with too few runs."""
+    ratio = stats.ratio_interval(offload_runs, inline_runs)
+    lifted = None
+    if floor_runs:
+        floor = stats.median(floor_runs)
+        low, high, _ = stats.median_interval(inline_runs)
+        lifted = {"low": low / floor, "high": high / floor, "floor_us": floor}
+    out = {"verdict": TOO_FEW_RUNS, "ratio": ratio, "lifted": lifted, "could_win": None, "could_lose": None}
+    if ratio["low"] is None:
+        return out
+    clear_of_floor = lifted is None or lifted["low"] > LOSES_TO_INLINE_BY
+    near_floor = lifted is not None and lifted["high"] <= LOSES_TO_INLINE_BY
+    if ratio["high"] < BEATS_INLINE_BY and clear_of_floor:
+        out["verdict"] = WIN
+    elif ratio["low"] > LOSES_TO_INLINE_BY:
+        out["verdict"] = LOSS
+    else:
+        out["verdict"] = NO_DIFFERENCE
+    out["could_win"] = ratio["low"] < BEATS_INLINE_BY and not near_floor
+    out["could_lose"] = ratio["high"] > LOSES_TO_INLINE_BY
+    return out
+
+
+def break_even(sizes, comparisons):
+    """sizes ascending, comparisons[i] = verdict(...) at sizes[i]. Returns {status,
+    from_us, low_us, high_us, never_consistent}:
+      from_us: the smallest size where offloading wins and loses at no larger size;
+      low_us, high_us: the smallest and largest size that could be the true break-even,
+        that is, the true ratios may lie within every size's interval so that it wins
+        there, loses at no larger size, and is no break-even at any smaller size (each
+        smaller sure win is followed, below it, by a size that could lose);
+      never_consistent: whether the data also allow that it never pays off.
+    status: pays_off, never, or too_few_runs where some size has no interval."""
+    out = {"status": TOO_FEW_RUNS, "from_us": None, "low_us": None, "high_us": None, "never_consistent": None}
+    if not sizes or any(c["verdict"] == TOO_FEW_RUNS for c in comparisons):
+        return out
+    verdicts = [c["verdict"] for c in comparisons]
+    loses_above = [LOSS in verdicts[i + 1:] for i in range(len(sizes))]
+    winners = [i for i, v in enumerate(verdicts) if v == WIN and not loses_above[i]]
+
+    def smaller_wins_undone(end):
+        # Every sure win below `end` has a size that could lose between it and `end`.
+        return all(any(comparisons[j]["could_lose"] for j in range(i + 1, end))
+                   for i in range(end) if verdicts[i] == WIN)
+
+    consistent = [sizes[b] for b in range(len(sizes))
+                  if comparisons[b]["could_win"] and not loses_above[b] and smaller_wins_undone(b)]
+    out.update(status="pays_off" if winners else "never",
+               from_us=sizes[winners[0]] if winners else None,
+               low_us=consistent[0] if consistent else None,
+               high_us=consistent[-1] if consistent else None,
+               never_consistent=smaller_wins_undone(len(sizes)))
+    return out
 
 
 # ---------------------------------------------------------------- summary
@@ -140,36 +254,41 @@ def summarize(records, results):
         except KeyError as missing:
             errors.append({"name": r["name"], "message": f"no {missing.args[0]} in the benchmark name"})
             continue
-        point = {field: r.get(field) for field in POINT_FIELDS}
         node = series
         for part in key:
             node = node.setdefault(part, {})
-        node[str(work)] = point
+        node[str(work)] = _point(r)
     series = _sorted_series(series)
 
     context = results.get("context") or {}
     calibration = {name: res.finite(context.get("calib_" + name)) for name in CALIBRATION_LABELS}
-    break_even = {model: {kind: {target: _break_even(by_offload, target) for target in TARGETS}
-                          for kind, by_offload in by_kind.items()}
-                  for model, by_kind in series.items()}
+    break_evens = {model: {kind: {target: _break_even(by_offload, target) for target in TARGETS}
+                           for kind, by_offload in by_kind.items()}
+                   for model, by_kind in series.items()}
     offload_cost = {model: {kind: {target: _offload_cost(by_offload, target) for target in TARGETS}
                             for kind, by_offload in by_kind.items()}
                     for model, by_kind in series.items()}
     headline = {model: {target: (by_kind.get(HEADLINE_KIND, {}).get(target) or {}).get("cost_us")
                         for target in TARGETS}
                 for model, by_kind in offload_cost.items()}
+    counts = [p["repetitions"] for *_, p in _walk(series)]
 
     summary = {
         "series": series,
         "break_even_us": {model: {kind: {t: b["from_us"] for t, b in by_target.items()}
                                   for kind, by_target in by_kind.items()}
-                          for model, by_kind in break_even.items()},
-        "break_even": break_even,
+                          for model, by_kind in break_evens.items()},
+        "break_even": break_evens,
         "offload_cost_us": headline,
         "offload_cost": offload_cost,
+        "cpu_waits": {model: {kind: {target: _cpu_waits(by_offload, target) for target in TARGETS
+                                     if target in by_offload}
+                              for kind, by_offload in by_kind.items()}
+                      for model, by_kind in series.items()},
         "calibration": calibration,
         "work_sizes": sorted({_num(w) for _, _, _, _, _, w, _ in _walk(series)}),
         "rates": sorted({_num(rate) for _, _, _, rate, _, _, _ in _walk(series)}),
+        "repetitions": [min(counts), max(counts)] if counts else None,
         "errors": errors,
         "count_mismatches": _count_mismatches(records, results),
     }
@@ -177,9 +296,15 @@ def summarize(records, results):
     return summary
 
 
-def _num(text):
-    value = float(text)
-    return int(value) if value.is_integer() else value
+def _point(record):
+    """A cell's figures: medians over its runs, and the runs of RUN_FIELDS."""
+    point = {}
+    for field in POINT_FIELDS:
+        values = res.run_values(record, field)
+        point[field] = stats.median(values) if values else None
+    point["repetitions"] = len(res.run_values(record, "light_p99_us"))
+    point["runs"] = {field: values for field in RUN_FIELDS if (values := res.run_values(record, field))}
+    return point
 
 
 def _sorted_series(series):
@@ -220,66 +345,103 @@ def _basis(by_offload, offloads):
     return min(pairs, key=lambda rw: (float(rw[0]), -float(rw[1])))
 
 
-def _column(by_offload, offload, basis, field):
-    """{work_us: value} of one field at basis, numbers only."""
+def _points(by_offload, offload, basis):
+    """{work_us: point} of one offload mode at basis, the floor (work 0) left out."""
     rate, workers = basis
-    points = by_offload[offload][rate][workers]
-    return {_num(w): v for w, p in points.items() if (v := res.finite(p.get(field))) is not None}
+    return {_num(w): p for w, p in by_offload[offload][rate][workers].items() if _num(w) != FLOOR_WORK_US}
+
+
+def _column(by_offload, offload, basis, field):
+    """{work_us: median} of one field at basis, numbers only, the floor left out."""
+    return {w: v for w, p in _points(by_offload, offload, basis).items()
+            if (v := res.finite(p.get(field))) is not None}
+
+
+def _runs(by_offload, offload, basis, field):
+    """{work_us: [value of each run]} of one RUN_FIELD at basis, the floor left out."""
+    return {w: p["runs"][field] for w, p in _points(by_offload, offload, basis).items()
+            if p.get("runs", {}).get(field)}
+
+
+def _floor(by_offload, basis):
+    """The floor's point at basis: inline with no work; None where not measured."""
+    rate, workers = basis
+    return by_offload.get(INLINE, {}).get(rate, {}).get(workers, {}).get(str(FLOOR_WORK_US))
 
 
 def _paired(by_offload, target, field):
-    """(basis, inline, offload, common work_us) for one field, inline against target
-    at their shared basis; None when they share no basis or no work_us."""
+    """(basis, inline runs, offload runs, common work_us) for one RUN_FIELD, inline
+    against target at their shared basis; None when they share no basis or no work_us."""
     basis = _basis(by_offload, (INLINE, target))
     if basis is None:
         return None
-    inline = _column(by_offload, INLINE, basis, field)
-    offload = _column(by_offload, target, basis, field)
+    inline = _runs(by_offload, INLINE, basis, field)
+    offload = _runs(by_offload, target, basis, field)
     common = sorted(set(inline) & set(offload))
     return (basis, inline, offload, common) if common else None
 
 
-def _beats(offload_p99, inline_p99):
-    return offload_p99 <= BEATS_INLINE_BY * inline_p99
-
-
 def _break_even(by_offload, target):
-    """The smallest work_us from which target beats inline on light p99 (by the
-    BEATS_INLINE_BY margin) at every larger work_us measured by both; from_us is None
-    where it never does."""
-    result = {"from_us": None, "status": "missing", "rate": None, "workers": None,
-              "smallest_work_us": None, "largest_work_us": None, "earlier_wins_us": []}
+    """The rule applied to one model, kind and target, on light p99 at the lowest
+    rate and the most workers both measured."""
+    result = {"status": "missing", "from_us": None, "low_us": None, "high_us": None, "never_consistent": None,
+              "verdicts": {}, "ratios": {}, "rate": None, "workers": None,
+              "smallest_work_us": None, "largest_work_us": None}
     paired = _paired(by_offload, target, "light_p99_us")
     if paired is None:
         return result
     basis, inline, offload, common = paired
-    result.update(status="never", rate=_num(basis[0]), workers=_num(basis[1]),
-                  smallest_work_us=common[0], largest_work_us=common[-1])
-    from_us = None
-    for work in reversed(common):
-        if not _beats(offload[work], inline[work]):
-            break
-        from_us = work
-    if from_us is not None:
-        result.update(from_us=from_us, status="pays_off",
-                      inline_p99_us=inline[from_us], offload_p99_us=offload[from_us],
-                      inline_stall_us=_column(by_offload, INLINE, basis, "stall_p50_us").get(from_us))
-    # Sizes below the break-even (or anywhere, if it never pays) where offloading
-    # won anyway: a lead that did not last.
-    result["earlier_wins_us"] = [w for w in common
-                                 if (from_us is None or w < from_us) and _beats(offload[w], inline[w])]
+    floor = (_floor(by_offload, basis) or {}).get("runs", {}).get("light_p99_us")
+    comparisons = [verdict(inline[w], offload[w], floor) for w in common]
+    result.update(break_even(common, comparisons), rate=_num(basis[0]), workers=_num(basis[1]),
+                  smallest_work_us=common[0], largest_work_us=common[-1],
+                  verdicts={str(w): c["verdict"] for w, c in zip(common, comparisons)},
+                  ratios={str(w): c["ratio"] for w, c in zip(common, comparisons)},
+                  floor_p99_us=stats.median(floor) if floor else None)
+    if result["from_us"] is not None:
+        at = result["from_us"]
+        result.update(inline_p99_us=stats.median(inline[at]), offload_p99_us=stats.median(offload[at]),
+                      inline_stall_us=_column(by_offload, INLINE, basis, "stall_p50_us").get(at))
     return result
 
 
 def _offload_cost(by_offload, target):
-    """Heavy p50 offloaded minus heavy p50 inline at the smallest work_us both measured."""
+    """Heavy p50 offloaded minus inline where the work is smallest: the sizes both
+    measured within COST_SIZES_SPAN of the smallest, each run taken against inline's
+    median at its size, pooled; the Hodges–Lehmann shift over them, with its interval
+    (None with too few runs). One size alone gives too few runs for a figure that holds:
+    a heavy p50 is the median of a hundred or so requests."""
     paired = _paired(by_offload, target, "heavy_p50_us")
     if paired is None:
         return None
     basis, inline, offload, common = paired
-    work = common[0]
-    return {"cost_us": offload[work] - inline[work], "work_us": work,
-            "inline_heavy_p50_us": inline[work], "offload_heavy_p50_us": offload[work],
+    sizes = [w for w in common if w < COST_SIZES_SPAN * common[0]]
+    centre = {w: stats.median(inline[w]) for w in sizes}
+    offloaded = [o - centre[w] for w in sizes for o in offload[w]]
+    shift = stats.shift_interval(offloaded, [i - centre[w] for w in sizes for i in inline[w]])
+    return {"cost_us": shift["estimate"], "low_us": shift["low"], "high_us": shift["high"],
+            "coverage": shift["coverage"], "work_us": sizes[0], "up_to_us": sizes[-1],
+            "runs_us": offloaded,  # what scripts/compare tests
+            "rate": _num(basis[0]), "workers": _num(basis[1])}
+
+
+def _cpu_waits(by_offload, target):
+    """Where target's light p99 stays above LOSES_TO_INLINE_BY x the floor (medians),
+    the sizes whose serving thread waited for a CPU at least CPU_WAIT_EXPLAINS of the
+    run (explained) and those where it did not (the offload's own cost), with each
+    size's median wait share. None without a floor or wait counters."""
+    basis = _basis(by_offload, (INLINE, target))
+    floor = res.finite((_floor(by_offload, basis) or {}).get("light_p99_us")) if basis else None
+    if floor is None:
+        return None
+    p99 = _column(by_offload, target, basis, "light_p99_us")
+    share = _column(by_offload, target, basis, "cpu_wait_share")
+    if not share:
+        return None
+    lifted = [w for w in sorted(p99) if p99[w] > LOSES_TO_INLINE_BY * floor and w in share]
+    return {"floor_p99_us": floor, "shares": {str(w): v for w, v in sorted(share.items())},
+            "explained_us": [w for w in lifted if share[w] >= CPU_WAIT_EXPLAINS],
+            "unexplained_us": [w for w in lifted if share[w] < CPU_WAIT_EXPLAINS],
             "rate": _num(basis[0]), "workers": _num(basis[1])}
 
 
@@ -405,6 +567,27 @@ def _sleep_offload_bounded(by_offload, thread_rtt_us):
             "rate": _num(basis[0]), "workers": _num(basis[1])}
 
 
+def stated(summary):
+    """The figures this workload states, for scripts/compare (see compare.py)."""
+    out = []
+    for model, by_kind in summary["break_even"].items():
+        for kind, by_target in by_kind.items():
+            for target, found in by_target.items():
+                if found["status"] in ("missing", TOO_FEW_RUNS):
+                    continue
+                out.append({"key": f"break_even/{model}/{kind}/{target}", "unit": "µs", "better": None,
+                            "label": f"{model}, kind:{kind}: {target} pays off from",
+                            "value": found["from_us"], "text": _break_even_text(found), "runs": None})
+    for model, by_kind in summary["offload_cost"].items():
+        for kind, by_target in by_kind.items():
+            for target, cost in by_target.items():
+                if cost:
+                    out.append({"key": f"offload_cost/{model}/{kind}/{target}", "unit": "µs", "better": "lower",
+                                "label": f"{model}, kind:{kind}: one offload to {target} costs",
+                                "value": cost["cost_us"], "text": _cost_text(cost), "runs": cost["runs_us"]})
+    return out
+
+
 # ---------------------------------------------------------------- formatting
 
 def format_us(us):
@@ -415,6 +598,15 @@ def format_us(us):
         if abs(us) >= size:
             return f"{us / size:.3g} {unit}"
     return f"{us:.3g} µs"
+
+
+def format_range_us(low, high):
+    """'1–2 ms', '50 µs–1 ms': the unit once where both ends share it."""
+    a, b = format_us(low), format_us(high)
+    if a == b:
+        return a
+    unit_a, unit_b = a.rsplit(" ", 1)[1], b.rsplit(" ", 1)[1]
+    return f"{a.rsplit(' ', 1)[0]}–{b}" if unit_a == unit_b else f"{a}–{b}"
 
 
 def _work_axis(ax, sizes):
@@ -429,9 +621,18 @@ def _legend(ax):
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
 
 
-def _title_settings(rates, workers):
-    rate_text = ", ".join(f"{_num(r):g}" for r in rates)
-    return f"light rate {rate_text}/s, {workers} worker{'s' if float(workers) != 1 else ''}"
+def _title_settings(rate, workers, repetitions):
+    runs = "" if repetitions is None else f", {_runs_phrase(repetitions)} per cell"
+    return f"light rate {_num(rate):g}/s, {_plural(_num(workers), 'worker')}{runs}"
+
+
+def _runs_phrase(repetitions):
+    low, high = repetitions
+    return _plural(low, "run") if low == high else f"{low:g}–{high:g} runs"
+
+
+def _plural(n, word):
+    return f"{n:g} {word}{'' if n == 1 else 's'}"
 
 
 # ---------------------------------------------------------------- plots
@@ -441,42 +642,52 @@ def plot(summary, plots_dir):
     for model, by_kind in summary["series"].items():
         for kind, by_offload in by_kind.items():
             written += _plot_crossover(summary, model, kind, by_offload, plots_dir)
-        written += _plot_heavy(summary, model, by_kind, plots_dir)
+        written += _plot_trade(summary, model, plots_dir)
     return written
 
 
-def _plot_workers(by_offload):
-    """The largest worker count measured: one set of lines per plot."""
-    return max((w for by_rate in by_offload.values() for by_w in by_rate.values() for w in by_w),
-               key=_num_key)
-
-
-def _lines(by_offload, field, workers):
-    """[(offload, rate, [(work_us, value)])] at workers, positive values only (log axes)."""
-    out = []
-    for offload, by_rate in by_offload.items():
-        for rate, by_workers in by_rate.items():
-            points = [(_num(w), v) for w, p in by_workers.get(workers, {}).items()
-                      if (v := res.finite(p.get(field))) is not None and v > 0]
-            if points:
-                out.append((offload, rate, points))
-    return out
-
-
 def _plot_crossover(summary, model, kind, by_offload, plots_dir):
-    workers = _plot_workers(by_offload)
-    lines = _lines(by_offload, "light_p99_us", workers)
-    if not lines:
+    """Median light p99 by work per offload mode, bars over the middle half of the runs,
+    filled markers where the rule finds a win, the floor as a band and each break-even
+    with its interval (a bar along the top)."""
+    basis = _basis(by_offload, (INLINE,)) or _basis(by_offload, tuple(by_offload)[:1])
+    if basis is None:
         return []
-    rates = sorted({rate for _, rate, _ in lines}, key=_num_key)
     fig, ax = plt.subplots(figsize=(9, 5.5))
     ax.grid(True, which="major", alpha=0.3)
-    sizes = sorted({w for _, _, pts in lines for w, _ in pts})
-    for offload, rate, points in lines:
-        label = offload if len(rates) == 1 else f"{offload}, {_num(rate):g}/s"
-        ax.plot([w for w, _ in points], [v for _, v in points], marker="o",
-                color=OFFLOAD_COLORS.get(offload, color_for(offload)),
-                linestyle=RATE_STYLES[rates.index(rate) % len(RATE_STYLES)], label=label)
+    sizes = set()
+    for offload in by_offload:
+        if basis[0] not in by_offload[offload] or basis[1] not in by_offload[offload][basis[0]]:
+            continue
+        points = {w: p for w, p in _points(by_offload, offload, basis).items()
+                  if (res.finite(p.get("light_p99_us")) or 0) > 0}
+        if not points:
+            continue
+        works = sorted(points)
+        sizes.update(works)
+        medians = [points[w]["light_p99_us"] for w in works]
+        quartiles = [_quartiles(points[w].get("runs", {}).get("light_p99_us") or [points[w]["light_p99_us"]])
+                     for w in works]
+        color = OFFLOAD_COLORS.get(offload, color_for(offload))
+        ax.errorbar(works, medians, yerr=[[m - q[0] for m, q in zip(medians, quartiles)],
+                                          [q[1] - m for m, q in zip(medians, quartiles)]],
+                    color=color, marker="o", markerfacecolor="white", capsize=3, label=offload)
+        if offload in TARGETS:
+            verdicts = summary["break_even"][model][kind][offload]["verdicts"]
+            won = [(w, m) for w, m in zip(works, medians) if verdicts.get(str(w)) == WIN]
+            if won:
+                ax.plot([w for w, _ in won], [m for _, m in won], linestyle="none", marker="o", color=color,
+                        label=f"{offload} wins (rule above)")
+    if not sizes:
+        plt.close(fig)
+        return []
+    sizes = sorted(sizes)
+    floor = (_floor(by_offload, basis) or {}).get("runs", {}).get("light_p99_us")
+    if floor:
+        ax.axhspan(min(floor), max(floor), color="gray", alpha=0.15,
+                   label=f"floor, no work: {format_range_us(min(floor), max(floor))}")
+        ax.axhline(LOSES_TO_INLINE_BY * stats.median(floor), color="gray", linewidth=1, linestyle=(0, (1, 3)),
+                   label=f"floor / {BEATS_INLINE_BY:g}: inline must exceed this for a win")
     ax.plot(sizes, sizes, color="lightgray", linewidth=1, zorder=1, label="y = work (a full stall)")
     for target, styles in REFERENCE_STYLES.items():
         for names, style in zip((WAKE_ROUND_TRIPS[target], (POOL_ROUND_TRIPS[target],)), styles):
@@ -484,69 +695,108 @@ def _plot_crossover(summary, model, kind, by_offload, plots_dir):
             if name:
                 ax.axhline(value, color="gray", linestyle=style, linewidth=1,
                            label=f"{CALIBRATION_LABELS[name]} {format_us(value)}")
-    for target in TARGETS:
+    for row, target in enumerate(TARGETS):
         found = summary["break_even"][model][kind][target]
-        if found["from_us"] is not None and found["workers"] == _num(workers):
+        if found["workers"] != _num(basis[1]) or found["rate"] != _num(basis[0]):
+            continue
+        if found["low_us"] is not None:  # x in data, y in axes units: a bar along the top
+            ax.plot([found["low_us"], found["high_us"]], [0.97 - 0.03 * row] * 2, transform=ax.get_xaxis_transform(),
+                    color=OFFLOAD_COLORS[target], linewidth=4, alpha=0.5, solid_capstyle="butt",
+                    label=f"{target} break-even interval")
+        if found["from_us"] is not None:
             ax.axvline(found["from_us"], color=OFFLOAD_COLORS[target], linestyle=":", linewidth=1.5,
-                       label=f"{target} pays off from {format_us(found['from_us'])}"
-                             + (f" (at {found['rate']:g}/s)" if len(rates) > 1 else ""))
+                       label=f"{target} pays off from {_break_even_text(found)}")
     _work_axis(ax, sizes)
     ax.set_yscale("log")
     ax.set_ylabel("light-request latency p99 (µs, log scale)")
-    ax.set_title(f"blocking_stall: {model}, kind:{kind}: light p99 vs work per heavy request\n"
-                 f"({_title_settings(rates, workers)}; lower is better)")
+    ax.set_title(f"blocking_stall: {model}, kind:{kind}: light p99 by work per heavy request\n"
+                 f"median of the runs, bars: middle half; {_title_settings(*basis, summary['repetitions'])}",
+                 fontsize="medium")
     _legend(ax)
     return save(fig, plots_dir, PLOT_CROSSOVER.format(model=model, kind=kind))
 
 
-def _plot_heavy(summary, model, by_kind, plots_dir):
-    drawn = False
-    fig, (lat, thr) = plt.subplots(1, 2, figsize=(13, 5.5))
-    sizes, rates_seen, workers_seen = set(), set(), set()
-    for kind, by_offload in by_kind.items():
-        workers = _plot_workers(by_offload)
-        rate = min((r for by_rate in by_offload.values() for r in by_rate), key=_num_key)
-        for ax, field in ((lat, "heavy_p50_us"), (thr, "heavy_per_s")):
-            for offload, line_rate, points in _lines(by_offload, field, workers):
-                if line_rate != rate:
-                    continue
-                ax.plot([w for w, _ in points], [v for _, v in points], marker="o",
-                        color=OFFLOAD_COLORS.get(offload, color_for(offload)),
-                        linestyle=KIND_STYLES.get(kind, ":"), label=f"{offload}, kind:{kind}")
-                sizes.update(w for w, _ in points)
-                rates_seen.add(rate)
-                workers_seen.add(workers)
-                drawn = True
-    if not drawn:
+def _plot_trade(summary, model, plots_dir):
+    """Both sides of an offload, per target and kind: the light p99 it buys (ratio to
+    inline) and the heavy p50 it costs (offloaded minus inline), each an estimate over
+    the runs with its interval where the runs allow one."""
+    fig, (gain, cost) = plt.subplots(1, 2, figsize=(13, 5.5))
+    sizes, basis_seen = set(), set()
+    for kind, by_offload in summary["series"][model].items():
+        for target in TARGETS:
+            found = summary["break_even"][model][kind][target]
+            heavy = _paired(by_offload, target, "heavy_p50_us")
+            if not found["ratios"] or heavy is None:
+                continue
+            basis_seen.add((found["rate"], found["workers"]))
+            style = dict(color=OFFLOAD_COLORS[target], linestyle=KIND_STYLES.get(kind, ":"),
+                         marker=KIND_MARKERS.get(kind, "^"), capsize=3, label=f"{target}, kind:{kind}")
+            works = sorted(found["ratios"], key=_num_key)
+            sizes.update(_num(w) for w in works)
+            _interval_line(gain, [_num(w) for w in works], [found["ratios"][w] for w in works], style)
+            _, inline, offload, common = heavy
+            shifts = [stats.shift_interval(offload[w], inline[w]) for w in common]
+            _interval_line(cost, common, shifts, style)
+    if not sizes:
         plt.close(fig)
         return []
     sizes = sorted(sizes)
-    lat.plot(sizes, sizes, color="lightgray", linewidth=1, zorder=1, label="y = work")
-    for ax in (lat, thr):
+    gain.axhline(1, color="lightgray", linewidth=1)
+    gain.axhline(BEATS_INLINE_BY, color="gray", linestyle="--", linewidth=1,
+                 label=f"{BEATS_INLINE_BY:g}: a win lies wholly below")
+    gain.axhline(LOSES_TO_INLINE_BY, color="gray", linestyle=":", linewidth=1,
+                 label=f"{LOSES_TO_INLINE_BY:g}: a loss lies wholly above")
+    gain.set_yscale("log")
+    gain.set_ylabel("light p99 offloaded ÷ inline (log scale; below 1: offloading helps)")
+    gain.set_title("what the light requests gain")
+    cost.axhline(0, color="lightgray", linewidth=1)
+    cost.set_yscale("symlog", linthresh=10)
+    cost.set_ylabel("heavy p50 offloaded − inline (µs, symmetric log scale)")
+    cost.set_title("what each heavy request pays")
+    for ax in (gain, cost):
         ax.grid(True, which="major", alpha=0.3)
         _work_axis(ax, sizes)
-        ax.set_yscale("log")
-    lat.set_ylabel("heavy-request latency p50 (µs, log scale)")
-    lat.set_title("heavy latency: what the offload costs the request itself")
-    thr.set_ylabel("heavy requests completed per second (log scale)")
-    thr.set_title("heavy throughput")
-    lat.legend(fontsize="small")
-    workers = ", ".join(sorted(workers_seen, key=_num_key))
-    fig.suptitle(f"blocking_stall: {model}, heavy requests by offload mode "
-                 f"({_title_settings(sorted(rates_seen, key=_num_key), workers)})")
-    return save(fig, plots_dir, PLOT_HEAVY.format(model=model))
+    gain.legend(fontsize="small")
+    settings = "; ".join(_title_settings(rate, workers, summary["repetitions"]) for rate, workers in sorted(basis_seen))
+    fig.suptitle(f"blocking_stall: {model}, the trade of an offload\n"
+                 f"estimates over the runs, bars: {stats.CONFIDENCE:.0%} intervals; {settings}")
+    return save(fig, plots_dir, PLOT_TRADE.format(model=model))
+
+
+def _quartiles(values):
+    values = sorted(values)
+    return (float(np.percentile(values, 25)), float(np.percentile(values, 75)))
+
+
+def _interval_line(ax, works, estimates, style):
+    """A line of {estimate, low, high} by work, with bars where an interval exists."""
+    values = [e["estimate"] for e in estimates]
+    low = [v - (e["low"] if e["low"] is not None else v) for v, e in zip(values, estimates)]
+    high = [(e["high"] if e["high"] is not None else v) - v for v, e in zip(values, estimates)]
+    ax.errorbar(works, values, yerr=[low, high], **style)
 
 
 # ---------------------------------------------------------------- report
 
 def report(summary, plots):
     """Markdown section; plots are paths relative to the report (plots/x.png)."""
+    runs = f"{_runs_phrase(summary['repetitions'])} per cell, interleaved" if summary["repetitions"] else "no runs"
     intro = ("Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
-             "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or asleep "
-             "in a blocking call (kind:sleep), either inline or offloaded to threads or to processes. "
-             f"Offloading pays off where it keeps the light requests' p99 at or below {BEATS_INLINE_BY:g}× "
-             "inline's; its fixed cost is the heavy request's extra p50 latency at the smallest work measured.")
-    tables = [_break_even_table(summary), _p99_table(summary)] if summary["series"] else []
+             "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or blocked "
+             "in a read (kind:sleep), either inline or offloaded to threads or to processes. Inline with "
+             f"no work is the machine's floor. Every cell ran several times ({runs}); figures are medians "
+             "over the runs. "
+             f"**The rule.** At each size, the runs give a {stats.CONFIDENCE:.0%} interval for light p99 "
+             "offloaded ÷ inline (Hodges–Lehmann, distribution-free). Offloading *wins* where that interval "
+             f"lies below {BEATS_INLINE_BY:g} and the interval of inline's median p99 lies above the floor's "
+             f"median ÷ {BEATS_INLINE_BY:g} (nearer the floor, {BEATS_INLINE_BY:g}× inline is a latency no "
+             f"offload reaches); it *loses* where the interval lies above {LOSES_TO_INLINE_BY:g}; otherwise it makes "
+             f"no difference. It *pays off from W* where it wins at W and loses at no larger size; the "
+             "interval beside a break-even holds every size the data allow to be it. The offload cost is "
+             "heavy p50 offloaded minus inline where the work is smallest (the sizes below "
+             f"{COST_SIZES_SPAN:g}× the smallest, pooled), with its interval.")
+    tables = ([_break_even_table(summary), _verdict_table(summary), _p99_table(summary), _wait_table(summary)]
+              if summary["series"] else [])
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
     errors += [f"`{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
                + f": {m['message']}" for m in summary["count_mismatches"]]
@@ -554,23 +804,32 @@ def report(summary, plots):
                    conclusions(summary))
 
 
-def _break_even_cell(found):
+def _break_even_text(found):
+    """'2 ms (1–5 ms)', 'never (to 10 ms)', ...: a break-even with its interval."""
     if found["status"] == "missing":
         return "–"
+    if found["status"] == TOO_FEW_RUNS:
+        return "? (too few runs)"
     if found["status"] == "never":
         return f"never (to {format_us(found['largest_work_us'])})"
-    return f"{format_us(found['from_us'])}"
+    interval = format_range_us(found["low_us"], found["high_us"])
+    if found["never_consistent"]:
+        interval += " or never"
+    return f"{format_us(found['from_us'])} ({interval})"
 
 
-def _cost_cell(cost):
-    return "–" if cost is None else f"{cost['cost_us']:+.3g} µs"
+def _cost_text(cost):
+    if cost is None:
+        return "–"
+    text = f"{cost['cost_us']:+.3g} µs"
+    if cost["low_us"] is not None:
+        text += f" ({cost['low_us']:+.3g} to {cost['high_us']:+.3g})"
+    return text
 
 
 def _break_even_table(summary):
-    lines = ["Break-even: the work per heavy request from which offloading keeps light p99 at or below "
-             f"{BEATS_INLINE_BY:g}× inline's (at the lowest light rate; the margin keeps a break-even out of "
-             "the noise where both are the machine's own tail). Offload cost: heavy p50 offloaded minus inline, "
-             "at the smallest work.",
+    lines = ["Break-even (interval: every size the data allow) and offload cost (interval), "
+             "at the lowest light rate and the most workers:",
              "",
              "| model | kind | rate | workers | threads pays off from | processes pays off from "
              "| threads offload cost | processes offload cost |",
@@ -581,29 +840,66 @@ def _break_even_table(summary):
             basis = next((f for f in found if f["rate"] is not None), None)
             rate = f"{basis['rate']:g}/s" if basis else "–"
             workers = f"{basis['workers']:g}" if basis else "–"
-            costs = [_cost_cell(summary["offload_cost"][model][kind][t]) for t in TARGETS]
+            costs = [_cost_text(summary["offload_cost"][model][kind][t]) for t in TARGETS]
             lines.append(f"| {model} | {kind} | {rate} | {workers} | "
-                         + " | ".join(_break_even_cell(f) for f in found) + " | " + " | ".join(costs) + " |")
+                         + " | ".join(_break_even_text(f) for f in found) + " | " + " | ".join(costs) + " |")
     return lines
+
+
+def _sizes_header(sizes, first):
+    return [f"| {first} | " + " | ".join(format_us(s) if s != FLOOR_WORK_US else "floor" for s in sizes) + " |",
+            "|" + "---|" * first.count("|") + "---|" + ":---:|" * len(sizes)]
+
+
+def _verdict_table(summary):
+    sizes = [s for s in summary["work_sizes"] if s != FLOOR_WORK_US]
+    marks = ", ".join(f"{mark} {v.replace('_', ' ')}" for v, mark in VERDICT_MARKS.items())
+    lines = [f"The rule's verdict at each size ({marks}):", ""] + _sizes_header(sizes, "model | kind | target")
+    for model, by_kind in summary["break_even"].items():
+        for kind, by_target in by_kind.items():
+            for target, found in by_target.items():
+                if found["verdicts"]:
+                    cells = [VERDICT_MARKS.get(found["verdicts"].get(str(s)), "") for s in sizes]
+                    lines.append(f"| {model} | {kind} | {target} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _table_points(by_offload):
+    """(offload, {work: point}) per offload mode at the lowest rate and most workers it has."""
+    for offload, by_rate in by_offload.items():
+        rate = min(by_rate, key=_num_key)
+        workers = max(by_rate[rate], key=_num_key)
+        yield offload, by_rate[rate][workers]
 
 
 def _p99_table(summary):
     sizes = summary["work_sizes"]
-    lines = ["Light-request p99 by work per heavy request (lowest light rate, most workers measured):", "",
-             "| model | kind | offload | " + " | ".join(format_us(s) for s in sizes) + " |",
-             "|---|---|---|" + "---:|" * len(sizes)]
+    lines = ["Light-request p99, median of the runs (lowest light rate, most workers measured):", ""]
+    lines += _sizes_header(sizes, "model | kind | offload")
     for model, by_kind in summary["series"].items():
         for kind, by_offload in by_kind.items():
-            workers = _plot_workers(by_offload)
-            for offload, by_rate in by_offload.items():
-                rate = min(by_rate, key=_num_key)
-                points = by_rate[rate].get(workers) or by_rate[rate][max(by_rate[rate], key=_num_key)]
-                cells = []
-                for s in sizes:
-                    value = res.finite((points.get(str(s)) or {}).get("light_p99_us"))
-                    cells.append("–" if value is None else format_us(value))
+            for offload, points in _table_points(by_offload):
+                cells = [format_us(v) if (v := res.finite((points.get(str(s)) or {}).get("light_p99_us")))
+                         is not None else "–" for s in sizes]
                 lines.append(f"| {model} | {kind} | {offload} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _wait_table(summary):
+    sizes = summary["work_sizes"]
+    rows = []
+    for model, by_kind in summary["series"].items():
+        for kind, by_offload in by_kind.items():
+            for offload, points in _table_points(by_offload):
+                shares = [res.finite((points.get(str(s)) or {}).get("cpu_wait_share")) for s in sizes]
+                if any(v is not None for v in shares):
+                    rows.append(f"| {model} | {kind} | {offload} | "
+                                + " | ".join("–" if v is None else f"{100 * v:.2g}%" for v in shares) + " |")
+    if not rows:
+        return []
+    return (["Share of the run the threads serving light requests waited for a CPU (run-queue wait, "
+             f"median of the runs); from {CPU_WAIT_EXPLAINS:.0%} on, that wait alone reaches the light p99:",
+             ""] + _sizes_header(sizes, "model | kind | offload") + rows)
 
 
 def _and(items):
@@ -612,24 +908,27 @@ def _and(items):
 
 def conclusions(summary):
     """Sentences computed from the summary; nothing here is typed by hand."""
-    return (_break_even_sentences(summary) + _cost_sentences(summary) + _check_sentences(summary)
-            + _failed_sentences(summary))
+    return (_break_even_sentences(summary) + _cost_sentences(summary) + _wait_sentences(summary)
+            + _check_sentences(summary) + _failed_sentences(summary))
 
 
 def _pays_off_phrase(found):
+    if found["status"] == TOO_FEW_RUNS:
+        return (f"has no verdict: too few runs per cell for a {stats.CONFIDENCE:.0%} interval "
+                f"(the rule needs {stats.min_runs()})")
     if found["status"] == "never":
-        return f"never pays off up to {format_us(found['largest_work_us'])} (the largest work measured)"
+        return (f"never pays off up to {format_us(found['largest_work_us'])} "
+                "(the largest work measured)")
+    interval = format_range_us(found["low_us"], found["high_us"])
     phrase = (f"pays off already at the smallest work measured, {format_us(found['from_us'])}"
               if found["from_us"] == found["smallest_work_us"] else
-              f"pays off from about {format_us(found['from_us'])} of work")
+              f"pays off from {format_us(found['from_us'])} of work")
+    phrase += f" (interval {interval}" + (", or never)" if found["never_consistent"] else ")")
     stall = found.get("inline_stall_us")
     if stall is not None and stall > STALL_UNLIKE_WORK * found["from_us"]:
         # A short blocking call is rarely as short as asked (timer slack, wake-up):
         # the break-even is in nominal work, the stall it caused is what explains it.
-        phrase += f" as asked for, a call that held its thread for {format_us(stall)} inline"
-    if found["earlier_wins_us"]:
-        phrase += (f" (it also won at {_and([format_us(w) for w in found['earlier_wins_us']])}, "
-                   f"but not at every size above)")
+        phrase += f", a call that held its thread for {format_us(stall)} inline"
     return phrase
 
 
@@ -637,17 +936,11 @@ def _break_even_sentences(summary):
     out = []
     for model, by_kind in summary["break_even"].items():
         for kind, by_target in by_kind.items():
-            parts = []
-            for target in TARGETS:
-                found = by_target[target]
-                if found["status"] == "missing":
-                    continue
-                parts.append((target, _pays_off_phrase(found)))
+            parts = [(t, _pays_off_phrase(by_target[t])) for t in TARGETS if by_target[t]["status"] != "missing"]
             if not parts:
                 continue
-            where = MODEL_PHRASES.get(model, model)
             first_target, first = parts[0]
-            sentence = (f"On this machine, offloading {KIND_PHRASES.get(kind, 'kind:' + kind)} from {where} "
+            sentence = (f"Offloading {KIND_PHRASES.get(kind, 'kind:' + kind)} from {MODEL_PHRASES.get(model, model)} "
                         f"to {TARGET_PHRASES[first_target]} {first}")
             for target, phrase in parts[1:]:
                 sentence += f"; to {TARGET_PHRASES[target]} it {phrase}"
@@ -659,12 +952,12 @@ def _cost_sentences(summary):
     out = []
     for model, by_kind in summary["offload_cost"].items():
         costs = by_kind.get(HEADLINE_KIND, {})
-        parts = [f"{costs[t]['cost_us']:.3g} µs to {t}" for t in TARGETS if costs.get(t)]
+        parts = [f"{_cost_text(costs[t])} to {t}" for t in TARGETS if costs.get(t)]
         if not parts:
             continue
         at = next(costs[t] for t in TARGETS if costs.get(t))
         out.append(f"One offload from {MODEL_PHRASES.get(model, model)} adds {_and(parts)} to a heavy "
-                   f"request's p50 (kind:{HEADLINE_KIND}, {format_us(at['work_us'])} of work).")
+                   f"request's p50 (kind:{HEADLINE_KIND}, {format_range_us(at['work_us'], at['up_to_us'])} of work).")
     refs = [f"{CALIBRATION_LABELS[name]} {format_us(value)}"
             for name, value in summary["calibration"].items() if value]
     if out and refs:
@@ -672,8 +965,31 @@ def _cost_sentences(summary):
     return out
 
 
-def _plural(n, word):
-    return f"{n:g} {word}{'' if n == 1 else 's'}"
+def _wait_sentences(summary):
+    """Where the CPU wait explains an offloaded cell's lifted p99: the loop waited for a
+    CPU, which no faster hand-off would fix."""
+    out = []
+    for model, by_kind in summary["cpu_waits"].items():
+        for kind, by_target in by_kind.items():
+            for target, waits in by_target.items():
+                if not waits or not waits["explained_us"]:
+                    continue
+                explained = waits["explained_us"]
+                lifted = len(explained) + len(waits["unexplained_us"])
+                sizes = (format_us(explained[0]) if len(explained) == 1
+                         else f"{len(explained)} of them, {format_range_us(explained[0], explained[-1])}")
+                share = _percent_range([waits["shares"][str(w)] for w in explained])
+                out.append(f"Offloaded to {target} ({model}, kind:{kind}), light p99 stayed above "
+                           f"{LOSES_TO_INLINE_BY:g}× the floor ({format_us(waits['floor_p99_us'])}) at "
+                           f"{_plural(lifted, 'size')}; at {sizes}, the threads serving light requests waited "
+                           f"for a CPU {share} of the run: there the stall is the loop waiting for a CPU, not "
+                           "the offload's own cost.")
+    return out
+
+
+def _percent_range(shares):
+    low, high = min(shares), max(shares)
+    return f"{100 * low:.2g}%" if f"{100 * low:.2g}" == f"{100 * high:.2g}" else f"{100 * low:.2g}–{100 * high:.2g}%"
 
 
 def _setting(model, check):
@@ -746,10 +1062,11 @@ def _cost_check_sentence(model, target, check):
 
 
 def _failed_sentences(summary):
-    failed = [(model, kind, offload, p) for model, kind, offload, _, _, _, p in _walk(summary["series"])
-              if (res.finite(p.get("failed")) or 0) > 0]
+    failed = [(model, kind, offload, runs) for model, kind, offload, _, _, _, p in _walk(summary["series"])
+              if (runs := [n for n in p.get("runs", {}).get("failed", []) if n > 0])]
     if not failed:
         return []
-    total = sum(res.finite(p["failed"]) for *_, p in failed)
-    return [f"{_plural(total, 'request')} failed across {_plural(len(failed), 'run')} "
+    total = sum(sum(runs) for *_, runs in failed)
+    count = sum(len(runs) for *_, runs in failed)
+    return [f"{_plural(total, 'request')} failed across {_plural(count, 'run')} "
             f"({_and(sorted({f'{m}/{k}/{o}' for m, k, o, _ in failed}))}); they are counted, not dropped."]
