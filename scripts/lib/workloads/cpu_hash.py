@@ -13,6 +13,7 @@ import math
 
 from markdown import section
 from plotting import byte_size_axis, color_for, format_bytes, new_figure, save
+import results as res
 
 NAME = "cpu_hash"
 
@@ -69,6 +70,7 @@ def summarize(records, results):
             # measures it separately.
             "cpu_per_wall": cpu / real + (r.get("worker_cpus") or 0) if real and cpu is not None else None,
             "grain": r["params"].get("grain"),
+            "runs": res.run_values(r, "bytes_per_second"),
         }
 
     ship_cost = {}
@@ -124,6 +126,26 @@ def _rate_unit(rates):
 def format_rate(bytes_per_s):
     scale, unit = _rate_unit([bytes_per_s])
     return f"{bytes_per_s / scale:.3g} {unit}"
+
+
+def stated(summary):
+    """The figures this workload states, for scripts/compare (see compare.py): each
+    series' throughput at the scaling block for every worker count, and its
+    efficiency at its most workers (which may differ between two machines)."""
+    block = summary["scaling_block"]
+    out = []
+    for series, by_block in summary["series"].items():
+        by_workers = by_block.get(str(block), {})
+        for workers, point in sorted(by_workers.items(), key=lambda kv: int(kv[0])):
+            out.append({"key": f"throughput/{series}/{block}/{workers}", "unit": "B/s", "better": "higher",
+                        "label": f"{series}, {format_bytes(block)} blocks, {workers} workers: throughput",
+                        "value": point["bytes_per_s"], "runs": point.get("runs"), "workers": int(workers)})
+        most = str(summary["max_workers"][series])
+        if most in by_workers and by_workers[most]["efficiency"] is not None:
+            out.append({"key": f"efficiency/{series}/{block}/most", "unit": "×", "better": "higher",
+                        "label": f"{series}, {format_bytes(block)} blocks: efficiency at its most workers",
+                        "value": by_workers[most]["efficiency"], "runs": None, "workers": int(most)})
+    return out
 
 
 # ---------------------------------------------------------------- plots

@@ -53,14 +53,14 @@ from workloads.blocking_stall import format_us
 NAME = "fan_out"
 WRK = "wrk"  # the peer's "model": wrk -t1 -c K against the same server, the rate limit
 
-# The issue's headline cell: 10000 requests, 100 in flight, 10 ms each, an ideal of 1 s:
+# The headline cell: 10000 requests, 100 in flight, 10 ms each, an ideal of 1 s:
 # long enough to measure, short enough for the default run.
 IDEAL_CELL = {"group": "settled", "n": 10000, "k": 100, "delay_us": 10000, "bytes": 64, "fail": 0}
 # Comparisons other than group:all's run here: every request settles, small bodies, no
 # failures, so cells differ only in N, K and delay.
 BASE = {"group": "settled", "bytes": 64, "fail": 0}
 # The rate comparison wants as many connections for wrk as requests in flight for the
-# model; 64 is the issue's K, else the K closest to it on a log scale (K is swept in powers).
+# model; 64 is the K asked for, else the K closest to it on a log scale (K is swept in powers).
 WRK_K = 64
 KEY_FIELDS = ("group", "n", "k", "delay_us", "bytes", "fail")
 WRK_FIELDS = ("k", "delay_us", "bytes")
@@ -71,7 +71,7 @@ POINT_FIELDS = ("in_flight_limit", "ideal_ms", "ideal_ratio", "requests_per_s", 
                 "latency_p90_us", "latency_p99_us", "latency_p999_us", "latency_max_us", *COUNT_FIELDS,
                 "cancel_us", "peak_rss_bytes", "bytes_per_in_flight")
 
-# The issue's performance checks: (series, summary key of the ratio's detail, limit, at_most).
+# The performance checks: (series, summary key of the ratio's detail, limit, at_most).
 CHECKS = {"event_loop_ideal": ("event_loop", "ideal_cell", 1.05, True),
           "fibers_ideal": ("fibers", "ideal_cell", 1.1, True),
           "event_loop_vs_wrk": ("event_loop", "rate_vs_wrk_cell", 0.9, False)}
@@ -169,12 +169,14 @@ def _spread(r):
     """How many repetitions a run had (the stated cells repeat; the figures are their
     median) and the lowest and highest ideal_ratio and requests_per_s among them."""
     return {"repetitions": r.get("repetitions", 1),
-            "spread": {f: s for f in ("ideal_ratio", "requests_per_s") if (s := res.spread(r, f))}}
+            "spread": {f: s for f in ("ideal_ratio", "requests_per_s") if (s := res.spread(r, f))},
+            "runs": {f: res.run_values(r, f) for f in ("ideal_ratio", "requests_per_s")}}
 
 
 def _runs(point, field):
-    """{repetitions, range} of one figure of a cell or wrk entry (see _spread)."""
-    return {"repetitions": point.get("repetitions", 1), "range": (point.get("spread") or {}).get(field)}
+    """{repetitions, range, values} of one figure of a cell or wrk entry (see _spread)."""
+    return {"repetitions": point.get("repetitions", 1), "range": (point.get("spread") or {}).get(field),
+            "values": (point.get("runs") or {}).get(field)}
 
 
 def _count_mismatches(records, results):
@@ -288,7 +290,7 @@ def _rate_vs_wrk(summary, series):
         return dict(result, status="no_wrk", reason="wrk was not measured")
     ks = {c["k"] for c in _valid(summary, series) if _matches(c, where) and c["requests_per_s"]} & set(wrk)
     if not ks:
-        got = _select(summary, series, dict(where, k=WRK_K))  # why not at the issue's K, where known
+        got = _select(summary, series, dict(where, k=WRK_K))  # why not at the K asked for, where known
         if got["status"] in ("measured", "not_run"):
             return dict(result, status="not_run", reason="no K measured by both at delay 0")
         return dict(result, status=got["status"], reason=got["reason"])
@@ -359,6 +361,25 @@ def _checks(summary, records):
 
 
 # ---------------------------------------------------------------- formatting
+
+def stated(summary):
+    """The figures this workload states, for scripts/compare (see compare.py)."""
+    out = []
+    for series in summary["series"]:
+        ideal = summary["ideal_cell"][series]
+        if ideal["ratio"] is not None:
+            out.append({"key": f"ideal_ratio/{series}", "unit": "×", "better": "lower",
+                        "label": f"{series}: wall time ÷ ideal, {_where_text(IDEAL_CELL)}",
+                        "value": ideal["ratio"], "runs": ideal.get("values"), "workers": ideal["workers"]})
+        rate = summary["rate_vs_wrk_cell"][series]
+        if rate["ratio"] is not None:
+            wrk = rate["wrk_requests_per_s"]
+            out.append({"key": f"rate_vs_wrk/{series}", "unit": "×", "better": "higher",
+                        "label": f"{series}: requests/s ÷ wrk's, K={rate['k']:g}, delay 0",
+                        "value": rate["ratio"], "workers": rate["workers"],
+                        "runs": [v / wrk for v in rate["rates"].get("values") or []] or None})
+    return out
+
 
 def format_ms(ms):
     return "n/a" if ms is None else format_us(ms * 1e3)

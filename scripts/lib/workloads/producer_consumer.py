@@ -68,7 +68,7 @@ REFERENCE = "thread_pool"
 REFERENCE_NOTE = "parallel_pipeline: P and C not its own"
 POOL_SHAPE = "1xpool"
 # The headline comparisons run at this Q: deep enough that a hand-off need not wait for
-# the other side every message, shallow enough to hold backpressure (the issue's default).
+# the other side every message, shallow enough to hold backpressure (the default asked for).
 VS_SPSC_Q = 64
 LATENCY_Q = 64
 # A latency run that delivered less than this share of its offered rate fell behind its
@@ -182,7 +182,8 @@ def _cell(r, where):
             "wall_ms": real / 1e6 if real is not None else None, "cpu_ms": cpu / 1e6 if cpu is not None else None,
             "cpus_busy": cpu / real if cpu is not None and real else None,
             "cpu_ns_per_msg": cpu / messages if cpu is not None and messages else None,
-            **point, "achieved_share": share, "fell_behind": None if share is None else share < ON_SCHEDULE}
+            **point, "achieved_share": share, "fell_behind": None if share is None else share < ON_SCHEDULE,
+            "msgs_per_s_runs": res.run_values(r, "msgs_per_s")}
 
 
 def _valid(summary, model):
@@ -288,6 +289,20 @@ def _checks(summary):
                          "errors": len(summary["errors"])},
             "on_schedule": {"held": None if not known else behind == 0, "cells": len(known), "behind": behind,
                             "unknown": len(cells) - len(known)}}
+
+
+def stated(summary):
+    """The figures this workload states, for scripts/compare (see compare.py): each
+    model's hand-off rate per shape at Q=VS_SPSC_Q, work_ns 0."""
+    out = []
+    for model in summary["msgs_per_s"]:
+        for shape in summary["shapes"]:
+            cell = _find(summary, model, shape, VS_SPSC_Q)
+            if cell and cell["msgs_per_s"] is not None:
+                out.append({"key": f"msgs_per_s/{model}/{shape}/{VS_SPSC_Q}", "unit": "msg/s", "better": "higher",
+                            "label": f"{model}, {shape}, Q={VS_SPSC_Q}: messages/s", "value": cell["msgs_per_s"],
+                            "runs": cell["msgs_per_s_runs"] or None, "workers": cell["workers"]})
+    return out
 
 
 # ---------------------------------------------------------------- formatting

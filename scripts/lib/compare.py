@@ -1,0 +1,213 @@
+"""scripts/compare A B: two runs side by side. For each workload, the figures both
+runs state (each module's stated()), their ratio B/A and, where both runs kept
+their repetitions, whether the difference is significant (Mann–Whitney U, as
+Google Benchmark's tools/compare.py tests it); then how the environments differ.
+
+A figure is {key, label, value, unit, better (lower | higher | None), runs (the
+value of each repetition, or None), workers (optional), text (optional: how the
+report writes it)}. Figures match by key; one keyed ".../most" compares each
+run at its own largest worker count, so two machines of different sizes meet
+there as well as at the counts they share."""
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from plotting import plt, save
+import results as res
+import stats
+from workloads import MODULES
+
+COMPARE_FILE = "COMPARE.md"
+PLOTS_DIR = "plots"
+PLOT_RATIOS = "compare_{workload}"
+# A difference is significant where the two-sided p-value is below this.
+ALPHA = 0.05
+
+# (label, context keys) rows of the environment comparison.
+ENVIRONMENT = [("CPU", ("cpu_model",)), ("cores", ("cores", "num_cpus")), ("workers", ("workers",)),
+               ("suite", ("suite",)), ("repetitions", ("repetitions",)), ("host", ("host_name",)),
+               ("git commit", ("git_commit",)), ("compiler", ("compiler",)), ("flags", ("cxx_flags",)),
+               ("build type", ("build_type",)), ("Boost", ("boost_version",)), ("oneTBB", ("onetbb_version",)),
+               ("OpenSSL", ("openssl_version",)), ("Google Benchmark", ("benchmark_version",)),
+               ("date", ("date",)), ("load average", ("load_avg",))]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="scripts/compare",
+        description="Put two run directories side by side: the figures both state, their ratio B/A, "
+                    "whether each difference is significant, and the environments.")
+    parser.add_argument("a", metavar="A", help="the first run directory (the baseline)")
+    parser.add_argument("b", metavar="B", help="the second run directory")
+    parser.add_argument("--out", metavar="DIR", type=Path,
+                        help=f"where to write {COMPARE_FILE} and its plots (default: compare-A-vs-B)")
+    args = parser.parse_args(argv)
+    out = args.out or Path(f"compare-{Path(args.a).resolve().name}-vs-{Path(args.b).resolve().name}")
+    try:
+        runs = [load(args.a), load(args.b)]
+        if out.exists() and not out.is_dir():
+            raise res.ResultsError(f"--out {out} exists and is not a directory")
+        written = write(runs, out)
+    except res.ResultsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"wrote {written[-1]} ({len(written)} files)", file=sys.stderr)
+    return 0
+
+
+def load(run_dir):
+    """{dir, context, figures {workload: {key: figure}}} of one run."""
+    data = res.load(run_dir)
+    by_workload = {}
+    for record in res.reduce_runs(data["benchmarks"]):
+        by_workload.setdefault(record["workload"], []).append(record)
+    figures = {name: {f["key"]: f for f in module.stated(module.summarize(by_workload[name], data))}
+               for name, module in MODULES.items() if name in by_workload}
+    return {"dir": str(run_dir), "context": data.get("context") or {}, "figures": figures}
+
+
+def compare_figures(a, b):
+    """[row] for the figures both runs state, in A's order: {label, a, b, ratio, p,
+    significant, runs: (len A's, len B's), better, verdict}."""
+    rows = []
+    for key, fa in a.items():
+        fb = b.get(key)
+        if fb is None:
+            continue
+        row = {"key": key, "label": fa["label"], "unit": fa["unit"], "better": fa.get("better"),
+               "a": fa, "b": fb, "ratio": None, "p": None, "significant": None,
+               "runs": (len(fa.get("runs") or []), len(fb.get("runs") or []))}
+        if fa["value"] and fb["value"] is not None and fa["value"] > 0 and fb["value"] >= 0:
+            row["ratio"] = fb["value"] / fa["value"]
+        if min(row["runs"]) >= stats.min_runs():
+            _, row["p"] = stats.mann_whitney(fb["runs"], fa["runs"])
+            row["significant"] = row["p"] < ALPHA
+        rows.append(row)
+    return rows
+
+
+def verdict(row):
+    """'B faster (p = 0.008)', 'no significant difference (p = 0.4)', 'too few runs'."""
+    if row["p"] is None:
+        n = min(row["runs"])
+        return "no runs to test" if n == 0 else f"too few runs to test ({n}; {stats.min_runs()} needed)"
+    p = f"p = {row['p']:.2g}"
+    if not row["significant"]:
+        return f"no significant difference ({p})"
+    if row["better"] is None or row["ratio"] is None:
+        return f"significant ({p})"
+    better = (row["ratio"] < 1) == (row["better"] == "lower")
+    return f"B {'better' if better else 'worse'}, significant ({p})"
+
+
+def format_value(value, unit):
+    """One style for every unit: µs, ms and s; B/s in MB/s or GB/s; 3 significant figures."""
+    if value is None:
+        return "–"
+    if unit == "µs":
+        for name, size in (("s", 1e6), ("ms", 1e3)):
+            if abs(value) >= size:
+                return f"{value / size:.3g} {name}"
+        return f"{value:.3g} µs"
+    if unit == "B/s":
+        for name, size in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+            if abs(value) >= size:
+                return f"{value / size:.3g} {name}"
+        return f"{value:.3g} B/s"
+    if unit == "msg/s":
+        for name, size in (("M", 1e6), ("k", 1e3)):
+            if abs(value) >= size:
+                return f"{value / size:.3g} {name} msg/s"
+        return f"{value:.3g} msg/s"
+    if unit == "×":
+        return f"{value:.3g}×"
+    return f"{value:.3g} {unit}"
+
+
+def _cell(figure):
+    text = figure.get("text") or format_value(figure["value"], figure["unit"])
+    workers = figure.get("workers")
+    return text if not figure["key"].endswith("/most") else f"{text} ({workers:g} workers)"
+
+
+def write(runs, out):
+    a, b = runs
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# concbench comparison", "",
+             f"A: `{a['dir']}`  ", f"B: `{b['dir']}`", "",
+             f"B/A is B's figure over A's. A difference is tested where both runs kept {stats.min_runs()} or "
+             f"more repetitions of it: two-sided Mann–Whitney U on their values, significant below p = {ALPHA:g}.",
+             ""]
+    written = []
+    for workload in MODULES:
+        fa, fb = a["figures"].get(workload), b["figures"].get(workload)
+        if not fa and not fb:
+            continue
+        lines += [f"## {workload}", ""]
+        rows = compare_figures(fa or {}, fb or {})
+        if not rows:
+            only = "A" if fa else "B"
+            lines += [f"Only {only} ran {workload}, or the two share no figure.", ""]
+            continue
+        plot = _plot(workload, rows, out / PLOTS_DIR)
+        written += plot
+        lines += [f"![{Path(p).name}]({PLOTS_DIR}/{Path(p).name})" for p in plot if str(p).endswith(".png")]
+        lines += ["", "| figure | A | B | B/A | difference |", "|---|---:|---:|---:|---|"]
+        lines += [f"| {row['label']} | {_cell(row['a'])} | {_cell(row['b'])} | {_ratio_text(row['ratio'])} "
+                  f"| {verdict(row)} |" for row in rows]
+        lines.append("")
+    lines += ["## Environment", "", "| | A | B |", "|---|---|---|"]
+    for label, keys in ENVIRONMENT:
+        values = [_context(run["context"], keys) for run in runs]
+        mark = "" if values[0] == values[1] else " ≠"
+        lines.append(f"| {label}{mark} | {values[0]} | {values[1]} |")
+    path = out / COMPARE_FILE
+    res.write_atomic(path, "\n".join(lines) + "\n")
+    return [*written, path]
+
+
+def _ratio_text(ratio):
+    return "–" if ratio is None else f"{ratio:.3g}"
+
+
+def _context(context, keys):
+    value = next((context[k] for k in keys if context.get(k) not in (None, "")), "n/a")
+    return str(value).replace("|", "\\|")
+
+
+def _plot(workload, rows, plots_dir):
+    """B/A per figure on a log axis, with a bar from B's to A's spread where both have runs."""
+    drawn = [row for row in rows if row["ratio"] and row["ratio"] > 0]
+    if not drawn:
+        return []
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(drawn)))
+    ys = range(len(drawn))
+    colors = ["tab:green" if row["significant"] and _better(row) else "tab:red" if row["significant"]
+              else "tab:gray" for row in drawn]
+    ax.barh(list(ys), [math.log10(row["ratio"]) for row in drawn], color=colors)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels([row["label"] for row in drawn], fontsize="small")
+    ax.invert_yaxis()
+    limit = max(abs(math.log10(row["ratio"])) for row in drawn) * 1.1 or 0.1
+    ax.set_xlim(-limit, limit)
+    ticks = ax.get_xticks()
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{10 ** t:.3g}×" for t in ticks])
+    ax.set_xlabel("B / A (log scale); green: B better, red: B worse (significant); grey: not significant or untested")
+    ax.set_title(f"{workload}: B against A")
+    ax.grid(True, axis="x", alpha=0.3)
+    return save(fig, plots_dir, PLOT_RATIOS.format(workload=workload))
+
+
+def _better(row):
+    return row["better"] is not None and (row["ratio"] < 1) == (row["better"] == "lower")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
