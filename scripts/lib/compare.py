@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from plotting import plt, save
+import report
 import results as res
 import stats
 from workloads import MODULES
@@ -63,11 +64,8 @@ def main(argv=None):
 def load(run_dir):
     """{dir, context, figures {workload: {key: figure}}} of one run."""
     data = res.load(run_dir)
-    by_workload = {}
-    for record in res.reduce_runs(data["benchmarks"]):
-        by_workload.setdefault(record["workload"], []).append(record)
-    figures = {name: {f["key"]: f for f in module.stated(module.summarize(by_workload[name], data))}
-               for name, module in MODULES.items() if name in by_workload}
+    summaries, _ = report.summarize(data)
+    figures = {name: {f["key"]: f for f in MODULES[name].stated(summary)} for name, summary in summaries.items()}
     return {"dir": str(run_dir), "context": data.get("context") or {}, "figures": figures}
 
 

@@ -28,17 +28,10 @@ def generate(run_dir):
     written paths. Raises results.ResultsError for unusable input."""
     run_dir = Path(run_dir)
     data = res.load(run_dir)
-    records = res.reduce_runs(data["benchmarks"])
-    by_workload = {}
-    for record in records:
-        by_workload.setdefault(record["workload"], []).append(record)
-
-    summaries, sections, written = {}, [], []
-    for name, module in MODULES.items():
-        if name not in by_workload:
-            continue
-        summary = module.summarize(by_workload[name], data)
-        summaries[name] = summary
+    summaries, by_workload = summarize(data)
+    sections, written = [], []
+    for name, summary in summaries.items():
+        module = MODULES[name]
         plots = module.plot(summary, run_dir / PLOTS_DIR)
         written += plots
         sections.append(module.report(summary, [f"{PLOTS_DIR}/{Path(p).name}" for p in plots]))
@@ -51,6 +44,17 @@ def generate(run_dir):
     report_path = run_dir / REPORT_FILE
     res.write_atomic(report_path, _page(data, summaries, sections))
     return [summary_path, *written, report_path]
+
+
+def summarize(data):
+    """({workload: summary} for the workloads with a module, {workload: records}) of
+    one loaded results.json."""
+    by_workload = {}
+    for record in res.reduce_runs(data["benchmarks"]):
+        by_workload.setdefault(record["workload"], []).append(record)
+    summaries = {name: module.summarize(by_workload[name], data)
+                 for name, module in MODULES.items() if name in by_workload}
+    return summaries, by_workload
 
 
 def _page(data, summaries, sections):
