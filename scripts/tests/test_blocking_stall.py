@@ -566,7 +566,7 @@ class OutputTest(ReportOutput, unittest.TestCase):
             "thread round trip across cores 20 µs", "pipe round trip across cores 30 µs",
             "thread pool round trip 10 µs", "process pool round trip 50 µs",
             "threads pays off from 100 µs (100 µs)", "processes pays off from 1 ms (1 ms)",
-            "floor, no work: 48.5–51.5 µs", "threads wins (rule above)"))
+            "floor, no work (middle half): 49.5–50.5 µs", "threads wins (rule above)"))
         svg = (self.dir / "plots" / "blocking_stall_crossover_event_loop_cpu.svg").read_text()
         # The unpinned round trips only stand in for absent cross-core ones.
         self.assertNotIn("thread round trip 4 µs", svg)

@@ -677,15 +677,15 @@ def _plot_crossover(summary, model, kind, by_offload, plots_dir):
             won = [(w, m) for w, m in zip(works, medians) if verdicts.get(str(w)) == WIN]
             if won:
                 ax.plot([w for w, _ in won], [m for _, m in won], linestyle="none", marker="o", color=color,
-                        label=f"{offload} wins (rule above)")
+                        zorder=4, label=f"{offload} wins (rule above)")
     if not sizes:
         plt.close(fig)
         return []
     sizes = sorted(sizes)
     floor = (_floor(by_offload, basis) or {}).get("runs", {}).get("light_p99_us")
     if floor:
-        ax.axhspan(min(floor), max(floor), color="gray", alpha=0.15,
-                   label=f"floor, no work: {format_range_us(min(floor), max(floor))}")
+        low, high = _quartiles(floor)
+        ax.axhspan(low, high, color="gray", alpha=0.15, label=f"floor, no work (middle half): {format_range_us(low, high)}")
         ax.axhline(LOSES_TO_INLINE_BY * stats.median(floor), color="gray", linewidth=1, linestyle=(0, (1, 3)),
                    label=f"floor / {BEATS_INLINE_BY:g}: inline must exceed this for a win")
     ax.plot(sizes, sizes, color="lightgray", linewidth=1, zorder=1, label="y = work (a full stall)")
