@@ -163,7 +163,7 @@ void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess&
         if (const auto ideal = ideal_time(p, in_flight); ideal > kMaxIdealTime) {
           std::ostringstream reason;
           reason << "ideal " << std::chrono::duration<double>(ideal).count() << " s (" << p.n << " requests, "
-                 << in_flight << " in flight, " << p.delay_us << " us each) exceeds "
+                 << in_flight << " in flight, " << p.delay_us / 1000.0 << " ms each) exceeds "
                  << kMaxIdealTime.count() << " s";
           skip(name, reason.str());
           continue;

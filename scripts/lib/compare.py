@@ -18,6 +18,7 @@ from plotting import plt, save
 import report
 import results as res
 import stats
+from units import format_byte_rate, format_per_s, format_us
 from workloads import MODULES
 
 COMPARE_FILE = "COMPARE.md"
@@ -104,24 +105,15 @@ def verdict(row):
 
 
 def format_value(value, unit):
-    """One style for every unit: µs, ms and s; B/s in MB/s or GB/s; 3 significant figures."""
+    """A figure in the reports' unit style (units.py)."""
     if value is None:
         return "–"
     if unit == "µs":
-        for name, size in (("s", 1e6), ("ms", 1e3)):
-            if abs(value) >= size:
-                return f"{value / size:.3g} {name}"
-        return f"{value:.3g} µs"
+        return format_us(value)
     if unit == "B/s":
-        for name, size in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
-            if abs(value) >= size:
-                return f"{value / size:.3g} {name}"
-        return f"{value:.3g} B/s"
+        return format_byte_rate(value)
     if unit == "msg/s":
-        for name, size in (("M", 1e6), ("k", 1e3)):
-            if abs(value) >= size:
-                return f"{value / size:.3g} {name} msg/s"
-        return f"{value:.3g} msg/s"
+        return format_per_s(value).replace("/s", " msg/s")
     if unit == "×":
         return f"{value:.3g}×"
     return f"{value:.3g} {unit}"

@@ -11,6 +11,7 @@ matplotlib.rcParams["svg.hashsalt"] = "concbench"
 import matplotlib.pyplot as plt  # noqa: E402
 
 from results import write_whole  # noqa: E402
+from units import format_bytes  # noqa: E402
 
 PNG_DPI = 120
 
@@ -33,15 +34,6 @@ def color_for(series):
         return _SERIES_COLORS[series]
     # Stable across runs (unlike hash()), so an unknown series keeps its colour.
     return _SPARE_COLORS[sum(series.encode()) % len(_SPARE_COLORS)]
-
-
-def format_bytes(n):
-    """64 -> '64 B', 16384 -> '16 KiB', 1048576 -> '1 MiB'."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            value = n / size
-            return f"{value:g} {unit}"
-    return f"{n:g} B"
 
 
 def byte_size_axis(ax, sizes):

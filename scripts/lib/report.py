@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import results as res
+from units import format_byte_rate, format_us
 from workloads import MODULES
 
 SUMMARY_FILE = "summary.json"
@@ -86,7 +87,7 @@ def _calibration(data):
     openssl = _float(peers.get("openssl_sha256_16k_bytes_per_s"))
 
     def us(key):
-        return _fmt(_float(context.get(key)), "µs")
+        return format_us(_float(context.get(key)))
 
     return [
         ("same-thread post", _fmt(_float(context.get("calib_post_ns")), "ns"),
@@ -107,9 +108,9 @@ def _calibration(data):
          "back: the fixed cost of each offload to threads"),
         ("process pool round trip", us("calib_process_pool_rtt_us"),
          "the same through concbench's process pool: the fixed cost of each offload to processes"),
-        ("SHA-256, one core, 16 KiB", _fmt(sha and sha / 1e6, "MB/s"),
+        ("SHA-256, one core, 16 KiB", format_byte_rate(sha),
          "concbench's hash kernel on one core: the work unit of cpu_hash"),
-        ("openssl speed, 16 KiB", _fmt(openssl and openssl / 1e6, "MB/s"),
+        ("openssl speed, 16 KiB", format_byte_rate(openssl),
          "`openssl speed -evp sha256 -bytes 16384`: the reference implementation on this machine"),
         ("concbench / openssl", _fmt(sha / openssl if sha and openssl else None, "×"),
          "near 1 means the kernel is as fast as OpenSSL's, so speedups are against an honest baseline"),

@@ -7,6 +7,7 @@ from synthetic import ReportOutput, error_entry
 
 import results as res
 import stats
+import units
 from workloads import blocking_stall as bs
 
 WORK = (1, 10, 100, 1000, 10000, 100000)
@@ -543,9 +544,9 @@ class ConclusionsTest(unittest.TestCase):
         self.assertIn("1 request failed across 1 run (thread_pool/sleep/threads)", self.text)
 
     def test_format_us(self):
-        self.assertEqual([bs.format_us(v) for v in (3, 1000, 100000, 2.5e6, 0.5)],
+        self.assertEqual([units.format_us(v) for v in (3, 1000, 100000, 2.5e6, 0.5)],
                          ["3 µs", "1 ms", "100 ms", "2.5 s", "0.5 µs"])
-        self.assertEqual([bs.format_range_us(*r) for r in ((1000, 2000), (50, 1000), (20, 20))],
+        self.assertEqual([units.format_range_us(*r) for r in ((1000, 2000), (50, 1000), (20, 20))],
                          ["1–2 ms", "50 µs–1 ms", "20 µs"])
 
 

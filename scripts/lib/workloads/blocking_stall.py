@@ -45,6 +45,7 @@ from markdown import section
 from plotting import color_for, plt, save
 import results as res
 import stats
+from units import format_range_us, format_us
 
 NAME = "blocking_stall"
 
@@ -589,25 +590,6 @@ def stated(summary):
 
 
 # ---------------------------------------------------------------- formatting
-
-def format_us(us):
-    """3 -> '3 µs', 1000 -> '1 ms', 100000 -> '100 ms', 2.5e6 -> '2.5 s'."""
-    if us is None:
-        return "n/a"
-    for unit, size in (("s", 1e6), ("ms", 1e3)):
-        if abs(us) >= size:
-            return f"{us / size:.3g} {unit}"
-    return f"{us:.3g} µs"
-
-
-def format_range_us(low, high):
-    """'1–2 ms', '50 µs–1 ms': the unit once where both ends share it."""
-    a, b = format_us(low), format_us(high)
-    if a == b:
-        return a
-    unit_a, unit_b = a.rsplit(" ", 1)[1], b.rsplit(" ", 1)[1]
-    return f"{a.rsplit(' ', 1)[0]}–{b}" if unit_a == unit_b else f"{a}–{b}"
-
 
 def _work_axis(ax, sizes):
     ax.set_xscale("log")

@@ -12,8 +12,9 @@ Summary layout (JSON-friendly, numbers as string keys):
 import math
 
 from markdown import section
-from plotting import byte_size_axis, color_for, format_bytes, new_figure, save
+from plotting import byte_size_axis, color_for, new_figure, save
 import results as res
+from units import format_byte_rate as format_rate, format_bytes
 
 NAME = "cpu_hash"
 
@@ -120,12 +121,8 @@ def _at_max_workers(summary, series):
 
 
 def _rate_unit(rates):
+    """(scale, unit) of a plot axis of byte rates."""
     return (1e9, "GB/s") if max(rates, default=0) >= 1e9 else (1e6, "MB/s")
-
-
-def format_rate(bytes_per_s):
-    scale, unit = _rate_unit([bytes_per_s])
-    return f"{bytes_per_s / scale:.3g} {unit}"
 
 
 def stated(summary):

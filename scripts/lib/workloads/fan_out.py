@@ -46,9 +46,9 @@ import math
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from markdown import section
-from plotting import color_for, format_bytes, new_figure, plt, save
+from plotting import color_for, new_figure, plt, save
 import results as res
-from workloads.blocking_stall import format_us
+from units import format_bytes, format_per_s as format_rate, format_us
 
 NAME = "fan_out"
 WRK = "wrk"  # the peer's "model": wrk -t1 -c K against the same server, the rate limit
@@ -383,11 +383,6 @@ def stated(summary):
 
 def format_ms(ms):
     return "n/a" if ms is None else format_us(ms * 1e3)
-
-
-def format_rate(per_s):
-    """Requests per second: 46000 -> '46k/s'."""
-    return f"{per_s / 1e3:.3g}k/s" if per_s >= 1e3 else f"{per_s:.3g}/s"
 
 
 def _where_text(where):

@@ -56,7 +56,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from markdown import section
 from plotting import color_for, plt, save
 import results as res
-from workloads.blocking_stall import format_us
+from units import format_per_s as format_rate, format_us
 
 NAME = "producer_consumer"
 
@@ -306,16 +306,6 @@ def stated(summary):
 
 
 # ---------------------------------------------------------------- formatting
-
-def format_rate(per_s):
-    """Messages per second: 17100000 -> '17.1M/s', 46000 -> '46k/s'."""
-    if per_s is None:
-        return "n/a"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if per_s >= size:
-            return f"{per_s / size:.3g}{unit}/s"
-    return f"{per_s:.3g}/s"
-
 
 def _rate_tick(value, _):
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
