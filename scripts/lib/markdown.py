@@ -1,5 +1,18 @@
 """Markdown pieces every workload section shares."""
 
+import re
+
+
+def anchor(title):
+    """The link target GitHub gives a heading: '#fan_out-n-requests-k-in-flight'."""
+    return "#" + re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def answer(question, text, title):
+    """One line of the report's Answers: the question in bold, the answer, a link to
+    the section with the details."""
+    return f"**{question}** {text} [→]({anchor(title)})"
+
 
 def section(title, intro, plots, tables, errors, sentences):
     """A workload's report section: heading, intro, embedded PNG plots, tables,

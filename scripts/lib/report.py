@@ -11,6 +11,9 @@ from units import format_byte_rate, format_us
 from workloads import MODULES
 
 SUMMARY_FILE = "summary.json"
+# The Answers at the top of the report, in the order a reader asks them: offloading
+# first, then CPU scaling, fan-out and hand-offs.
+ANSWER_ORDER = ("blocking_stall", "cpu_hash", "fan_out", "producer_consumer")
 REPORT_FILE = "REPORT.md"
 PLOTS_DIR = "plots"
 
@@ -65,8 +68,12 @@ def _page(data, summaries, sections):
         command = shlex.join(str(c) for c in command)
     lines = ["# concbench report", "",
              f"Date: {_get(context, 'date')}  ",
-             f"Command: `{command or 'n/a'}`", "",
-             "## Environment", "", "| | |", "|---|---|"]
+             f"Command: `{command or 'n/a'}`", ""]
+    answers = [line for name in ANSWER_ORDER if name in summaries for line in MODULES[name].answers(summaries[name])]
+    if answers:
+        lines += ["## Answers", "", "On this machine, in this run; each line links to its section.", ""]
+        lines += [f"- {line}" for line in answers] + [""]
+    lines += ["## Environment", "", "| | |", "|---|---|"]
     lines += [f"| {label} | {_cell(_get(context, key))} |" for label, key in _ENVIRONMENT]
     lines += ["", "## Calibration", "",
               "Measured on this machine just before the benchmarks; they explain most offload costs.", "",

@@ -598,7 +598,13 @@ class OutputTest(ReportOutput, unittest.TestCase):
         self.assertEqual(summary["offload_cost_us"]["event_loop"]["threads"], 11)
 
     def test_report_section(self):
-        for expected in ("## blocking_stall", "**The rule.**",
+        for expected in ("## Answers", "- **When does offloading from the event loop pay off?** CPU work: to threads "
+                         "from 100 µs (100 µs), to processes from 1 ms (1 ms); a blocking call: to threads from 100 µs "
+                         "(100 µs), to processes never (to 100 ms) (break-even in work per heavy request; interval "
+                         "in brackets). [→](#blocking_stall-a-blocking-call-among-light-requests)",
+                         "- **What does one offload cost?** from the event loop, +11 µs (+8 to +14) to threads and "
+                         "+54 µs (+51 to +57) to processes; from fibers on one thread, +11 µs (+8 to +14) to threads",
+                         "## blocking_stall", "**The rule.**",
                          "| event_loop | cpu | 100/s | 1 | 100 µs (100 µs) | 1 ms (1 ms) | +11 µs (+8 to +14) "
                          "| +54 µs (+51 to +57) |",
                          "| event_loop | sleep | 100/s | 1 | 100 µs (100 µs) | never (to 100 ms) |",

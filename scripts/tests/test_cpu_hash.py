@@ -20,6 +20,13 @@ class SummaryTest(unittest.TestCase):
     def point(self, series, block, workers):
         return self.summary["series"][series][str(block)][str(workers)]
 
+    def test_answer_names_the_fastest_at_the_most_workers(self):
+        # process_pool ship:seed reaches 400 MB/s at 16 KiB with 2 workers: 2x serial's 200.
+        [line] = cpu_hash.answers(self.summary)
+        self.assertEqual(line, "**Which model scales best on CPU work?** process_pool ship:seed: 400 MB/s with 2 "
+                               "workers at 16 KiB blocks, 2.00× serial, an efficiency of 1.00. "
+                               "[→](#cpu_hash-sha-256-over-blocks)")
+
     def test_speedup_and_efficiency_against_serial_at_same_block(self):
         p = self.point("thread_pool", 16384, 2)  # 380 / 200
         self.assertAlmostEqual(p["speedup"], 1.9)

@@ -426,7 +426,11 @@ class OutputTest(ReportOutput, unittest.TestCase):
         self.assertAlmostEqual(summary["rate_vs_wrk"]["event_loop"], 0.92)
 
     def test_report_section(self):
-        for expected in ("## fan_out: N requests, K in flight",
+        for expected in ("- **Fan-out: how close to the ideal?** Wall time over the ideal at N=10000, K=100, delay "
+                         "10 ms: event_loop 1.02×, fibers 1.06×, fibers_mt 1.03× with 2 workers",
+                         "- **Fan-out: how close to wrk?** Requests per second over wrk's with as many connections, "
+                         "at delay 0: ",
+                         "## fan_out: N requests, K in flight",
                          "Server: concbench-server --threads=1 on 127.0.0.1 (child process).",
                          "| event_loop | 1 | 100 | 1 s | 1.02 s | 1.020× |",
                          "| thread_pool pool:workers | – | – | – | – | skipped: ideal 50 s exceeds 2 s |",

@@ -342,7 +342,8 @@ class OutputTest(ReportOutput, unittest.TestCase):
         self.assertAlmostEqual(summary["vs_spsc"]["fibers"], 1.5)
 
     def test_report_section(self):
-        for expected in ("## producer_consumer: P producers, C consumers, a buffer of Q",
+        for expected in ("- **Which hand-off is fastest?** Messages per second at Q=64, work_ns 0: 1x1: ",
+                         "## producer_consumer: P producers, C consumers, a buffer of Q",
                          "Buffers as built: fibers holds 63 at Q=64, 1023 at Q=1024; fibers_mt holds 63 at Q=64, "
                          "1023 at Q=1024.", "calibrated at 4.2 ns per iteration",
                          "| 1x1 | event_loop | 1 | **3M/s** | 12M/s | 15M/s | 5.00× |",

@@ -4,6 +4,8 @@
                                         results.reduce_runs; results: all of results.json
   plot(summary, plots_dir) -> [Path]    the files it wrote
   report(summary, plots) -> str         a markdown section; plots: 'plots/x.png' paths
+  answers(summary) -> [str]             lines of the report's Answers (markdown.answer)
+  stated(summary) -> [figure]           the figures scripts/compare sets side by side
 
 Add a workload by writing its module and listing it in MODULES.
 """

@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from markdown import section
+from markdown import answer, section
 from plotting import color_for, plt, save
 import results as res
 import stats
@@ -163,6 +163,7 @@ MODEL_PHRASES = {"event_loop": "the event loop", "fibers": "fibers on one thread
 KIND_PHRASES = {"cpu": "CPU work", "sleep": "a blocking call"}
 TARGET_PHRASES = {"threads": "a thread pool", "processes": "a process pool"}
 
+TITLE = "blocking_stall: a blocking call among light requests"
 PLOT_CROSSOVER = "blocking_stall_crossover_{model}_{kind}"
 PLOT_TRADE = "blocking_stall_trade_{model}"
 
@@ -782,8 +783,34 @@ def report(summary, plots):
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
     errors += [f"`{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
                + f": {m['message']}" for m in summary["count_mismatches"]]
-    return section("blocking_stall: a blocking call among light requests", intro, plots, tables, errors,
-                   conclusions(summary))
+    return section(TITLE, intro, plots, tables, errors, conclusions(summary))
+
+
+def answers(summary):
+    """The Answers lines of the report: where offloading pays off, per model, and
+    what one offload costs."""
+    out = []
+    for model, by_kind in summary["break_even"].items():
+        parts = []
+        for kind, by_target in by_kind.items():
+            found = [f"to {t} {'from ' if f['from_us'] is not None else ''}{_break_even_text(f)}"
+                     for t, f in by_target.items() if f["status"] != "missing"]
+            if found:
+                parts.append(f"{KIND_PHRASES.get(kind, kind)}: " + ", ".join(found))
+        if parts:
+            out.append(answer(f"When does offloading from {MODEL_PHRASES.get(model, model)} pay off?",
+                              "; ".join(parts) + " (break-even in work per heavy request; interval in brackets).",
+                              TITLE))
+    costs = []
+    for model, by_kind in summary["offload_cost"].items():
+        by_target = by_kind.get(HEADLINE_KIND, {})
+        parts = [f"{_cost_text(c)} to {t}" for t, c in by_target.items() if c]
+        if parts:
+            costs.append(f"from {MODEL_PHRASES.get(model, model)}, {_and(parts)}")
+    if costs:
+        out.append(answer("What does one offload cost?", "; ".join(costs) + f" on a heavy request's p50 "
+                          f"(kind:{HEADLINE_KIND}, the smallest work).", TITLE))
+    return out
 
 
 def _break_even_text(found):

@@ -11,7 +11,7 @@ Summary layout (JSON-friendly, numbers as string keys):
 
 import math
 
-from markdown import section
+from markdown import answer, section
 from plotting import byte_size_axis, color_for, new_figure, save
 import results as res
 from units import format_byte_rate as format_rate, format_bytes
@@ -31,6 +31,7 @@ SHIP_BYTES = "process_pool ship:bytes"
 SHIP_SEED = "process_pool ship:seed"
 SERIES_ORDER = ("serial", "event_loop", "fibers", "fibers_mt", "thread_pool", SHIP_BYTES, SHIP_SEED)
 
+TITLE = "cpu_hash: SHA-256 over blocks"
 PLOT_THROUGHPUT = "cpu_hash_throughput_vs_block"
 PLOT_SCALING = "cpu_hash_scaling"
 PLOT_EFFICIENCY = "cpu_hash_efficiency"
@@ -238,7 +239,21 @@ def report(summary, plots):
              "at the same block size; efficiency is speedup divided by workers.")
     tables = [_table(summary)] if summary["series"] else []
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
-    return section("cpu_hash: SHA-256 over blocks", intro, plots, tables, errors, conclusions(summary))
+    return section(TITLE, intro, plots, tables, errors, conclusions(summary))
+
+
+def answers(summary):
+    """The Answers line of the report: the model that scales best on CPU work."""
+    block = summary["scaling_block"]
+    best = [(p["bytes_per_s"], s, summary["max_workers"][s], p) for s in summary["series"]
+            if summary["max_workers"][s] > 1 and (p := _point(summary, s, block, summary["max_workers"][s]))
+            and p["efficiency"] is not None]
+    if not best:
+        return []
+    rate, series, workers, point = max(best, key=lambda b: b[0])
+    return [answer("Which model scales best on CPU work?",
+                   f"{series}: {format_rate(rate)} with {workers} workers at {format_bytes(block)} blocks, "
+                   f"{point['speedup']:.2f}× serial, an efficiency of {point['efficiency']:.2f}.", TITLE)]
 
 
 def _table(summary):

@@ -45,7 +45,7 @@ import math
 
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from markdown import section
+from markdown import answer, section
 from plotting import color_for, new_figure, plt, save
 import results as res
 from units import format_bytes, format_per_s as format_rate, format_us
@@ -87,6 +87,7 @@ PERCENTILES = (("p50", "latency_p50_us", 0.5), ("p90", "latency_p90_us", 0.9),
 MAX_AT = 4
 N_STYLES = ("-", "--", ":", "-.")
 
+TITLE = "fan_out: N requests, K in flight"
 PLOT_IDEAL = "fan_out_ideal_ratio"
 PLOT_RATE = "fan_out_rate_vs_k"
 PLOT_LATENCY = "fan_out_latency_cdf"
@@ -395,6 +396,14 @@ def _nominal_ideal_ms(where):
     return math.ceil(where["n"] / min(where["k"], where["n"])) * where["delay_us"] / 1e3
 
 
+def _range_note(runs):
+    """' (1.01–1.04 over 3 runs)' where a figure has a range; '' otherwise."""
+    if not runs.get("range"):
+        return ""
+    low, high = runs["range"]
+    return f" ({low:.3g}–{high:.3g} over {runs['repetitions']:g} runs)"
+
+
 def _with_workers(workers):
     return f" with {workers:g} workers" if workers and workers > 1 else ""
 
@@ -555,7 +564,25 @@ def report(summary, plots):
                + f": {m['message']}; not a valid run, left out of every table, plot and check"
                for m in summary["count_mismatches"]]
     errors += [f"results.json: {note}" for note in summary["notes"]]
-    return section("fan_out: N requests, K in flight", intro, plots, tables, errors, conclusions(summary))
+    return section(TITLE, intro, plots, tables, errors, conclusions(summary))
+
+
+def answers(summary):
+    """The Answers lines of the report: each model against the ideal and against wrk."""
+    out = []
+    ideal = [f"{s} {c['ratio']:.3g}×{_range_note(c)}{_with_workers(c['workers'])}"
+             for s, c in summary["ideal_cell"].items() if c["ratio"] is not None]
+    if summary.get("wrk_ideal_ratio") is not None:
+        ideal.append(f"wrk {summary['wrk_ideal_ratio']:.3g}×")
+    if ideal:
+        out.append(answer("Fan-out: how close to the ideal?", f"Wall time over the ideal at "
+                          f"{_where_text(IDEAL_CELL)}: {', '.join(ideal)}.", TITLE))
+    rates = [f"{s} {c['ratio']:.3g}× (K={c['k']:g})" for s, c in summary["rate_vs_wrk_cell"].items()
+             if c["ratio"] is not None]
+    if rates:
+        out.append(answer("Fan-out: how close to wrk?", f"Requests per second over wrk's with as many "
+                          f"connections, at delay 0: {', '.join(rates)}.", TITLE))
+    return out
 
 
 def _status_cell(got):

@@ -53,7 +53,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from markdown import section
+from markdown import answer, section
 from plotting import color_for, plt, save
 import results as res
 from units import format_per_s as format_rate, format_us
@@ -87,6 +87,7 @@ PERCENTILES = (("p50", "p50_us", "o"), ("p99", "p99_us", "s"), ("p99.9", "p999_u
 _COLORS = {"threads_queue": "tab:purple", "moodycamel": "tab:brown", "spsc_lockfree": "tab:gray"}
 SHAPE_COLORS = ("#c6dbef", "#6baed6", "#2171b5", "#08306b", "#fdae6b")
 
+TITLE = "producer_consumer: P producers, C consumers, a buffer of Q"
 PLOT_RATE = "producer_consumer_msgs_per_s"
 PLOT_LATENCY = "producer_consumer_latency"
 PLOT_CPU = "producer_consumer_cpu_backpressure"
@@ -564,8 +565,22 @@ def report(summary, plots):
     if summary["workers_compare"]:
         tables.append(_workers_table(summary))
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
-    return section("producer_consumer: P producers, C consumers, a buffer of Q", intro, plots, tables, errors,
-                   conclusions(summary))
+    return section(TITLE, intro, plots, tables, errors, conclusions(summary))
+
+
+def answers(summary):
+    """The Answers line of the report: the fastest hand-off for each shape."""
+    fastest = []
+    for shape in summary["shapes"]:
+        rates = [(by_shape[shape][str(VS_SPSC_Q)], m) for m, by_shape in summary["msgs_per_s"].items()
+                 if str(VS_SPSC_Q) in by_shape.get(shape, {})]
+        if rates:
+            rate, model = max(rates)
+            fastest.append(f"{shape}: {model} ({format_rate(rate)})")
+    if not fastest:
+        return []
+    return [answer("Which hand-off is fastest?", f"Messages per second at Q={VS_SPSC_Q}, work_ns 0: "
+                   f"{'; '.join(fastest)}.", TITLE)]
 
 
 def _table_rows(summary):
