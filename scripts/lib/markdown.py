@@ -27,3 +27,15 @@ def section(title, intro, plots, tables, errors, sentences):
     if sentences:
         out += ["### Conclusions", ""] + [f"- {s}" for s in sentences] + [""]
     return "\n".join(out)
+
+
+HELD = {True: "✓ held", False: "✗ did not hold", None: "– not computed"}
+
+
+def checks_table(intro, rows):
+    """A section's checks as one table: rows of (check, limit, measured, held), held
+    True, False or None (not computed). No rows, no table."""
+    if not rows:
+        return []
+    return ([intro, "", "| check | limit | measured | held |", "|---|---|---|---|"]
+            + [f"| {check} | {limit} | {measured} | {HELD[held]} |" for check, limit, measured, held in rows])

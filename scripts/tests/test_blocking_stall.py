@@ -413,8 +413,8 @@ class ChecksTest(unittest.TestCase):
             b.pop("heavy_every_us", None)
         summary = summarize(data)
         self.assertIsNone(summary["checks"]["stall_visible"]["event_loop"]["cpu"]["held"])
-        self.assertIn("Check, inline stall visible (event_loop, kind:cpu): not computed; no heavy_every_us "
-                      "counter in the data.", "\n".join(bs.conclusions(summary)))
+        self.assertIn("| inline stall visible (event_loop, kind:cpu) | – | no heavy_every_us counter in the data "
+                      "| – not computed |", "\n".join(bs._checks_table(summary)))
 
     def test_sleep_offload_bounded(self):
         check = self.checks["sleep_offload_bounded"]["event_loop"]
@@ -458,8 +458,9 @@ class ChecksTest(unittest.TestCase):
         check = bs._cost_vs_rtt(3, "threads", self.CALIBRATION)
         self.assertTrue(check["held"])
         self.assertAlmostEqual(check["ratio"], 0.15)
-        self.assertIn("below both the unpinned round trip (4 µs) and the cross-core one",
-                      bs._cost_check_sentence("event_loop", "threads", check))
+        self.assertEqual(bs._cost_row("event_loop", "threads", check),
+                         ("threads offload cost (event_loop)", "≤ 1.5× the thread round trip across cores (20 µs)",
+                          "3 µs, 0.15×; 0.75× the unpinned one (4 µs); 0.30× the pool's (10 µs)", True))
 
     def test_offload_cost_above_tolerance_fails(self):
         self.assertTrue(bs._cost_vs_rtt(30, "threads", self.CALIBRATION)["held"])  # 1.5 x 20
@@ -471,9 +472,8 @@ class ChecksTest(unittest.TestCase):
         check = bs._cost_vs_rtt(7, "threads", dict(self.CALIBRATION, thread_rtt_cross_core_us=None))
         self.assertEqual((check["reference"], check["reference_us"]), ("thread_rtt_us", 4))
         self.assertFalse(check["held"])  # 1.75 x 4
-        self.assertIn("7 µs is 1.75× the thread round trip (4 µs), which stands in for the unmeasured "
-                      "cross-core one; and 0.70× the thread pool round trip (10 µs).",
-                      bs._cost_check_sentence("event_loop", "threads", check))
+        self.assertEqual(bs._cost_row("event_loop", "threads", check)[1:],
+                         ("≤ 1.5× the thread round trip (4 µs)", "7 µs, 1.75×; 0.70× the pool's (10 µs)", False))
         data = stall_results()
         del data["context"]["calib_pipe_rtt_cross_core_us"]
         processes = summarize(data)["checks"]["offload_cost_vs_rtt"]["event_loop"]["processes"]
@@ -484,7 +484,7 @@ class ChecksTest(unittest.TestCase):
         self.assertIsNone(bs._cost_vs_rtt(None, "threads", self.CALIBRATION))
         check = bs._cost_vs_rtt(7, "threads", {"thread_rtt_cross_core_us": 20})
         self.assertEqual((check["same_core_us"], check["pool_ratio"]), (None, None))
-        self.assertTrue(bs._cost_check_sentence("event_loop", "threads", check).endswith("(20 µs)."))
+        self.assertEqual(bs._cost_row("event_loop", "threads", check)[2], "7 µs, 0.35×")
 
 
 class ConclusionsTest(unittest.TestCase):
@@ -520,25 +520,24 @@ class ConclusionsTest(unittest.TestCase):
                       "own cost.", self.text)
         self.assertNotIn("Offloaded to threads", self.text)  # its p99 is the offload's own doing
 
-    def test_check_sentences(self):
-        rule = ("light p99 ≥ 0.95 × the predicted W − 0.01·I, as a share W/I of light requests meets a stall "
-                "of W every I, and light max ≥ W less one light interval, 10 ms; W is work_us; at work_us ≥ 1 ms)")
-        self.assertIn(f"Check, inline stall visible (event_loop, kind:cpu, {rule}: held", self.text)
-        self.assertIn(f"Check, inline stall visible (fibers, kind:cpu, {rule}: did not hold; lowest light p99 "
-                      f"900 µs at 1 ms of work, 0.90× the work and 0.94× the predicted 960 µs; lowest light max "
-                      f"1.8 ms at 1 ms of work, 1.80× the stall.", self.text)
-        self.assertIn("Check, threads offload bounds kind:sleep (event_loop, light p99 < 1 ms up to 10 ms): "
-                      "held; worst light p99 90 µs at 10 ms of work.", self.text)
-        self.assertIn("(thread_pool with 2 workers, light p99 < 1 ms up to 1 ms only (the check asks for 10 ms)): "
-                      "held", self.text)
-        self.assertNotIn("Check, inline stall visible (thread_pool", self.text)
-        self.assertIn("Check, threads offload cost ≤ 1.5× the round trip to a sleeping core (event_loop): held; "
-                      "11 µs is 0.55× the thread round trip across cores (20 µs), between the unpinned round trip "
-                      "(4 µs) and the cross-core one; and 1.10× the thread pool round trip (10 µs).", self.text)
-        self.assertIn("Check, processes offload cost ≤ 1.5× the round trip to a sleeping core (event_loop): "
-                      "did not hold; 54 µs is 1.80× the pipe round trip across cores (30 µs), above both the "
-                      "unpinned round trip (10 µs) and the cross-core one; and 1.08× the process pool round trip "
-                      "(50 µs).", self.text)
+    def test_checks_table(self):
+        table = "\n".join(bs._checks_table(summarize(stall_results())))
+        self.assertIn("| check | limit | measured | held |", table)
+        limit = "light p99 ≥ 0.95× predicted; light max ≥ W − 10 ms (one light interval)"
+        self.assertIn(f"| inline stall visible (event_loop, kind:cpu) | {limit} | ", table)
+        self.assertIn(f"| inline stall visible (fibers, kind:cpu) | {limit} | lowest light p99 900 µs at 1 ms, 0.94× "
+                      "predicted; lowest light max 1.8 ms at 1 ms, 1.80× the stall | ✗ did not hold |", table)
+        self.assertIn("| threads offload bounds kind:sleep (event_loop) | light p99 < 1 ms up to 10 ms | worst 90 µs "
+                      "at 10 ms | ✓ held |", table)
+        self.assertIn("| threads offload bounds kind:sleep (thread_pool with 2 workers) | light p99 < 1 ms up to 1 ms "
+                      "only (of 10 ms) |", table)
+        self.assertNotIn("inline stall visible (thread_pool", table)
+        self.assertIn("| threads offload cost (event_loop) | ≤ 1.5× the thread round trip across cores (20 µs) | "
+                      "11 µs, 0.55×; 2.75× the unpinned one (4 µs); 1.10× the pool's (10 µs) | ✓ held |", table)
+        self.assertIn("| processes offload cost (event_loop) | ≤ 1.5× the pipe round trip across cores (30 µs) | "
+                      "54 µs, 1.80×; 5.40× the unpinned one (10 µs); 1.08× the pool's (50 µs) | ✗ did not hold |",
+                      table)
+        self.assertNotIn("Check,", self.text)  # the checks are in the table, not among the conclusions
 
     def test_failed_requests_counted(self):
         self.assertIn("1 request failed across 1 run (thread_pool/sleep/threads)", self.text)

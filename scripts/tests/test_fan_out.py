@@ -226,8 +226,8 @@ class SummaryTest(unittest.TestCase):
         text = "\n".join(fo.conclusions(summary))
         self.assertIn("wrk was not measured in this run (no fan_out/wrk entry at delay 0 with 64 B bodies), "
                       "so requests per second have no limit to compare with.", text)
-        self.assertIn("Check, event_loop ≥ 0.9× wrk's requests per second with the same connections "
-                      "(K=64 or the closest): not computed; wrk was not measured.", text)
+        self.assertIn("| event_loop against wrk | ≥ 0.9× wrk's requests/s, same connections (K=64 or the closest) | "
+                      "wrk was not measured | – not computed |", "\n".join(fo._checks_table(summary)))
 
     def test_no_k_shared_with_wrk(self):
         self.data["benchmarks"] = [b for b in self.data["benchmarks"] if not b["name"].startswith("fan_out/wrk/")]
@@ -244,8 +244,8 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual((summary["ideal_ratio"]["fibers"], summary["checks"]["fibers_ideal"]["held"]), (None, None))
         text = "\n".join(fo.conclusions(summary))
         self.assertIn("fibers reported no ideal_ratio", text)
-        self.assertIn("Check, fibers within 1.1× the ideal at N=10000, K=100, delay 10 ms: not computed; "
-                      "no ideal_ratio counter.", text)
+        self.assertIn("| fibers against the ideal | ≤ 1.1× at N=10000, K=100, delay 10 ms | no ideal_ratio counter | "
+                      "– not computed |", "\n".join(fo._checks_table(summary)))
 
     def test_footprint_at_largest_k_with_delay(self):
         fp = self.summary["footprint"]
@@ -354,8 +354,8 @@ class ConclusionsTest(unittest.TestCase):
         self.assertIn("| event_loop | 1 | 100 | 1 s | 1.02 s | 1.020× (1.010–1.070 over 3 runs) |", table)
         self.assertIn("| fibers | 1 | 100 | 1 s | 1.06 s | 1.060× |", table)
         self.assertIn("the runs' lowest and highest follow it", table)
-        self.assertIn("Check, event_loop within 1.05× the ideal at N=10000, K=100, delay 10 ms: held; "
-                      "1.020× (1.010–1.070 over 3 runs).", "\n".join(fo.conclusions(summary)))
+        self.assertIn("| event_loop against the ideal | ≤ 1.05× at N=10000, K=100, delay 10 ms | "
+                      "1.020× (1.010–1.070 over 3 runs) | ✓ held |", "\n".join(fo._checks_table(summary)))
 
     def test_wrk_at_the_headline_cell_is_the_floor(self):
         data = fan_results()
@@ -394,14 +394,16 @@ class ConclusionsTest(unittest.TestCase):
                       "the first failure: 40 ok, 1 failed, 959 cancelled in 120 ms, against group:settled's 990 ok "
                       "and 10 failed in 110 ms.", self.text)
 
-    def test_check_sentences(self):
-        self.assertIn("Check, event_loop within 1.05× the ideal at N=10000, K=100, delay 10 ms: held; 1.020×.",
-                      self.text)
-        self.assertIn("Check, fibers within 1.1× the ideal at N=10000, K=100, delay 10 ms: held; 1.060×.", self.text)
-        self.assertIn("Check, event_loop ≥ 0.9× wrk's requests per second with the same connections (K=64): "
-                      "held; 0.920×.", self.text)
-        self.assertIn("Check, ok + failed + timed_out + cancelled = n in every cell: did not hold in 1 of 59 cells; "
-                      "they are listed under Errors and left out of every table, plot and check.", self.text)
+    def test_checks_table(self):
+        table = "\n".join(fo._checks_table(summarize(fan_results())))
+        self.assertIn("| check | limit | measured | held |", table)
+        self.assertIn("| event_loop against the ideal | ≤ 1.05× at N=10000, K=100, delay 10 ms | 1.020× | ✓ held |", table)
+        self.assertIn("| fibers against the ideal | ≤ 1.1× at N=10000, K=100, delay 10 ms | 1.060× | ✓ held |", table)
+        self.assertIn("| event_loop against wrk | ≥ 0.9× wrk's requests/s, same connections (K=64) | 0.920× | ✓ held |",
+                      table)
+        self.assertIn("| every request accounted for | ok + failed + timed_out + cancelled = n in every cell | 1 of 59 "
+                      "cells differ (under Errors, left out of every table, plot and check) | ✗ did not hold |", table)
+        self.assertNotIn("Check,", self.text)
         self.assertIn("6 cells were not run; the table above gives each reason.", self.text)
 
 

@@ -210,8 +210,8 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(summary["fell_behind"], [])
         self.assertIsNone(summary["latency"]["moodycamel"]["4x4"]["fell_behind"])
         self.assertEqual(summary["checks"]["on_schedule"], {"held": None, "cells": 0, "behind": 0, "unknown": 48})
-        self.assertIn("Check, every latency run kept to its schedule (achieved ≥ 0.9× the offered rate): not "
-                      "computed; no cell recorded latency_achieved_per_s.", "\n".join(pc.conclusions(summary)))
+        self.assertIn("| latency runs on schedule | achieved ≥ 0.9× the offered rate | no cell recorded "
+                      "latency_achieved_per_s | – not computed |", "\n".join(pc._checks_table(summary)))
 
     def test_with_work(self):
         work = {w["model"]: w for w in self.summary["with_work"]}
@@ -298,17 +298,17 @@ class ConclusionsTest(unittest.TestCase):
         self.assertIn("fibers_mt with 2 workers against 1, messages per second: from 0.03× (1x1, Q=1) to 0.50× "
                       "(1x1, Q=64), over 6 cells.", "\n".join(pc.conclusions(summary)))
 
-    def test_check_sentences(self):
-        self.assertIn("Check, every cell verified (M messages received once each, checksum equal to the reference): "
-                      "did not hold in 1 of 49 cells; they are listed under Errors and left out of every table and "
-                      "plot.", self.text)
-        self.assertIn("Check, every latency run kept to its schedule (achieved ≥ 0.9× the offered rate): did not hold; "
-                      "1 of 48 fell behind (flagged ⚠ above).", self.text)
+    def test_checks_table(self):
+        table = "\n".join(pc._checks_table(summarize(pc_results())))
+        self.assertIn("| every cell verified | M messages received once each, checksum equal to the reference | 1 of "
+                      "49 cells failed (under Errors, left out of every table and plot) | ✗ did not hold |", table)
+        self.assertIn("| latency runs on schedule | achieved ≥ 0.9× the offered rate | 1 of 48 fell behind (⚠ above) "
+                      "| ✗ did not hold |", table)
         data = drop(drop(pc_results(), "threads_queue/p:4/c:4/q:1024"), "moodycamel/p:4/c:4/q:64")
-        text = "\n".join(pc.conclusions(summarize(data)))
-        self.assertIn("verified (M messages received once each, checksum equal to the reference): held in all 47 "
-                      "cells.", text)
-        self.assertIn("kept to its schedule (achieved ≥ 0.9× the offered rate): held in all 47 cells.", text)
+        table = "\n".join(pc._checks_table(summarize(data)))
+        self.assertIn("| all 47 cells | ✓ held |", table)
+        self.assertIn("| achieved ≥ 0.9× the offered rate | all 47 cells | ✓ held |", table)
+        self.assertNotIn("Check,", self.text)
 
     def test_no_valid_cell_no_conclusions(self):
         data = pc_results()

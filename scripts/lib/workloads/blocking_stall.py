@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from markdown import answer, section
+from markdown import answer, checks_table, section
 from plotting import color_for, plt, save
 import results as res
 import stats
@@ -778,8 +778,8 @@ def report(summary, plots):
              "interval beside a break-even holds every size the data allow to be it. The offload cost is "
              "heavy p50 offloaded minus inline where the work is smallest (the sizes below "
              f"{COST_SIZES_SPAN:g}× the smallest, pooled), with its interval.")
-    tables = ([_break_even_table(summary), _verdict_table(summary), _p99_table(summary), _wait_table(summary)]
-              if summary["series"] else [])
+    tables = ([_break_even_table(summary), _verdict_table(summary), _p99_table(summary), _wait_table(summary),
+               _checks_table(summary)] if summary["series"] else [])
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
     errors += [f"`{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
                + f": {m['message']}" for m in summary["count_mismatches"]]
@@ -918,7 +918,7 @@ def _and(items):
 def conclusions(summary):
     """Sentences computed from the summary; nothing here is typed by hand."""
     return (_break_even_sentences(summary) + _cost_sentences(summary) + _wait_sentences(summary)
-            + _check_sentences(summary) + _failed_sentences(summary))
+            + _failed_sentences(summary))
 
 
 def _pays_off_phrase(found):
@@ -1006,68 +1006,59 @@ def _setting(model, check):
     return model if workers in (None, 1) else f"{model} with {_plural(workers, 'worker')}"
 
 
-def _verdict(held):
-    return "held" if held else "did not hold"
-
-
-def _check_sentences(summary):
+def _checks_table(summary):
     checks = summary["checks"]
-    out = []
+    rows = []
     for model, by_kind in checks["stall_visible"].items():
         for kind, check in by_kind.items():
-            sentence = _stall_sentence(f"{_setting(model, check)}, kind:{kind}", check)
-            if sentence:
-                out.append(sentence)
+            row = _stall_row(f"inline stall visible ({_setting(model, check)}, kind:{kind})", check)
+            if row:
+                rows.append(row)
     for model, check in checks["sleep_offload_bounded"].items():
         if check["held"] is None:
             continue
-        span = (f"up to {format_us(check['largest_work_us'])}" if check["covers_sweep"] else
-                f"up to {format_us(check['largest_work_us'])} only (the check asks for {format_us(CHECK_UP_TO_US)})")
-        out.append(f"Check, threads offload bounds kind:sleep ({_setting(model, check)}, "
-                   f"light p99 < {format_us(check['limit_us'])} {span}): "
-                   f"{_verdict(check['held'])}; worst light p99 {format_us(check['worst_p99_us'])} "
-                   f"at {format_us(check['worst_work_us'])} of work.")
+        span = format_us(check["largest_work_us"])
+        if not check["covers_sweep"]:
+            span += f" only (of {format_us(CHECK_UP_TO_US)})"
+        rows.append((f"threads offload bounds kind:sleep ({_setting(model, check)})",
+                     f"light p99 < {format_us(check['limit_us'])} up to {span}",
+                     f"worst {format_us(check['worst_p99_us'])} at {format_us(check['worst_work_us'])}",
+                     check["held"]))
     for model, by_target in checks["offload_cost_vs_rtt"].items():
         for target, check in by_target.items():
-            out.append(_cost_check_sentence(model, target, check))
-    return out
+            rows.append(_cost_row(model, target, check))
+    intro = (f"Checks. Inline stall: W is the inline call's stall (as timed where measured, else work_us) and I "
+             f"the interval between heavy requests; a share W/I of light requests meets a stall, so light p99 "
+             f"is predicted at W − {P99_TAIL:g}·I; checked from work_us ≥ {format_us(STALL_VISIBLE_FROM_US)}. "
+             f"Offload cost: against the round trip to a sleeping core (the unpinned one where no cross-core "
+             f"one was measured).")
+    return checks_table(intro, rows)
 
 
-def _stall_sentence(setting, check):
-    head = f"Check, inline stall visible ({setting}"
+def _stall_row(name, check):
     if check["held"] is None:
-        return f"{head}): not computed; {check['reason']}." if check.get("reason") else None
-    length = "the inline call's measured p50" if check["stall_measured"] else "work_us"
-    rule = (f"light p99 ≥ {STALL_P99_SHARE:g} × the predicted W − {P99_TAIL:g}·I, as a share W/I of light "
-            f"requests meets a stall of W every I, and light max ≥ W less one light interval, "
-            f"{format_us(check['light_gap_us'])}; W is {length}; at work_us ≥ {format_us(STALL_VISIBLE_FROM_US)}")
-    p99 = (f"lowest light p99 {format_us(check['worst_p99_us'])} at {format_us(check['worst_work_us'])} of work, "
-           f"{check['worst_p99_vs_work']:.2f}× the work")
+        return (name, "–", check["reason"], None) if check.get("reason") else None
+    limit = (f"light p99 ≥ {STALL_P99_SHARE:g}× predicted; light max ≥ W − "
+             f"{format_us(check['light_gap_us'])} (one light interval)")
+    p99 = f"lowest light p99 {format_us(check['worst_p99_us'])} at {format_us(check['worst_work_us'])}"
     if check["worst_p99_vs_predicted"] is not None:
-        p99 += f" and {check['worst_p99_vs_predicted']:.2f}× the predicted {format_us(check['worst_predicted_p99_us'])}"
-    most = (f"lowest light max {format_us(check['worst_max_us'])} at {format_us(check['worst_max_work_us'])} "
-            f"of work, {check['worst_max_vs_stall']:.2f}× the stall")
+        p99 += f", {check['worst_p99_vs_predicted']:.2f}× predicted"
+    most = (f"lowest light max {format_us(check['worst_max_us'])} at {format_us(check['worst_max_work_us'])}, "
+            f"{check['worst_max_vs_stall']:.2f}× the stall")
     low, high = check["stall_vs_work"]
-    timed = (f"; the inline calls took {low:.2f}–{high:.2f}× their work_us"
-             if check["stall_measured"] else "")
-    return f"{head}, {rule}): {_verdict(check['held'])}; {p99}; {most}{timed}."
+    timed = f"; inline calls took {low:.2f}–{high:.2f}× work_us" if check["stall_measured"] else ""
+    return name, limit, f"{p99}; {most}{timed}", check["held"]
 
 
-def _cost_check_sentence(model, target, check):
-    cost = check["cost_us"]
-    text = (f"Check, {target} offload cost ≤ {ROUND_TRIP_TOLERANCE:g}× the round trip to a sleeping core "
-            f"({model}): {_verdict(check['held'])}; {cost:.3g} µs is {check['ratio']:.2f}× the "
-            f"{CALIBRATION_LABELS[check['reference']]} ({format_us(check['reference_us'])})")
-    if check["reference"] == check["same_core"]:
-        text += ", which stands in for the unmeasured cross-core one"
-    elif check["same_core_us"]:
-        low, high = sorted((check["same_core_us"], check["reference_us"]))
-        where = "below both" if cost < low else "above both" if cost > high else "between"
-        text += f", {where} the unpinned round trip ({format_us(check['same_core_us'])}) and the cross-core one"
+def _cost_row(model, target, check):
+    limit = (f"≤ {ROUND_TRIP_TOLERANCE:g}× the {CALIBRATION_LABELS[check['reference']]} "
+             f"({format_us(check['reference_us'])})")
+    measured = f"{format_us(check['cost_us'])}, {check['ratio']:.2f}×"
+    if check["reference"] != check["same_core"] and check["same_core_us"]:
+        measured += f"; {check['same_core_ratio']:.2f}× the unpinned one ({format_us(check['same_core_us'])})"
     if check["pool_us"]:
-        text += (f"; and {check['pool_ratio']:.2f}× the {CALIBRATION_LABELS[check['pool']]} "
-                 f"({format_us(check['pool_us'])})")
-    return text + "."
+        measured += f"; {check['pool_ratio']:.2f}× the pool's ({format_us(check['pool_us'])})"
+    return f"{target} offload cost ({model})", limit, measured, check["held"]
 
 
 def _failed_sentences(summary):

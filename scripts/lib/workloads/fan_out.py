@@ -45,7 +45,7 @@ import math
 
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from markdown import answer, section
+from markdown import answer, checks_table, section
 from plotting import color_for, new_figure, plt, save
 import results as res
 from units import format_bytes, format_per_s as format_rate, format_us
@@ -396,14 +396,6 @@ def _nominal_ideal_ms(where):
     return math.ceil(where["n"] / min(where["k"], where["n"])) * where["delay_us"] / 1e3
 
 
-def _range_note(runs):
-    """' (1.01–1.04 over 3 runs)' where a figure has a range; '' otherwise."""
-    if not runs.get("range"):
-        return ""
-    low, high = runs["range"]
-    return f" ({low:.3g}–{high:.3g} over {runs['repetitions']:g} runs)"
-
-
 def _with_workers(workers):
     return f" with {workers:g} workers" if workers and workers > 1 else ""
 
@@ -559,6 +551,7 @@ def report(summary, plots):
     if summary["skipped"]:
         tables.append(["Cells not run:", "", "| cell | reason |", "|---|---|"]
                       + [f"| `{s['name']}` | {s['reason']} |" for s in summary["skipped"]])
+    tables.append(_checks_table(summary))
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
     errors += [f"`{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
                + f": {m['message']}; not a valid run, left out of every table, plot and check"
@@ -570,7 +563,7 @@ def report(summary, plots):
 def answers(summary):
     """The Answers lines of the report: each model against the ideal and against wrk."""
     out = []
-    ideal = [f"{s} {c['ratio']:.3g}×{_range_note(c)}{_with_workers(c['workers'])}"
+    ideal = [f"{s} {c['ratio']:.3g}×{_range_text(c)}{_with_workers(c['workers'])}"
              for s, c in summary["ideal_cell"].items() if c["ratio"] is not None]
     if summary.get("wrk_ideal_ratio") is not None:
         ideal.append(f"wrk {summary['wrk_ideal_ratio']:.3g}×")
@@ -677,7 +670,7 @@ def conclusions(summary):
     if not summary["cells"]:
         return []
     return (_ideal_sentence(summary) + _rate_sentence(summary) + _footprint_sentence(summary)
-            + _group_sentences(summary) + _skipped_sentence(summary) + _check_sentences(summary))
+            + _group_sentences(summary) + _skipped_sentence(summary))
 
 
 def _missing_phrase(got):
@@ -765,28 +758,20 @@ def _skipped_sentence(summary):
     return [f"{n} cell{'s were' if n > 1 else ' was'} not run; the table above gives each reason."]
 
 
-def _verdict(held):
-    return "held" if held else "did not hold"
-
-
-def _check_sentences(summary):
-    out = []
+def _checks_table(summary):
+    rows = []
     for name, (series, _, limit, at_most) in CHECKS.items():
         check = summary["checks"][name]
         if at_most:
-            head = f"Check, {series} within {limit:g}× the ideal at {_where_text(IDEAL_CELL)}"
+            row = (f"{series} against the ideal", f"≤ {limit:g}× at {_where_text(IDEAL_CELL)}")
         else:
             k = f"K={check['k']:g}" if check["k"] is not None else f"K={WRK_K} or the closest"
-            head = f"Check, {series} ≥ {limit:g}× wrk's requests per second with the same connections ({k})"
-        if check["held"] is None:
-            out.append(f"{head}: not computed; {check['reason']}.")
-        else:
-            out.append(f"{head}: {_verdict(check['held'])}; {check['value']:.3f}×{_range_text(check)}.")
+            row = (f"{series} against wrk", f"≥ {limit:g}× wrk's requests/s, same connections ({k})")
+        measured = check["reason"] if check["held"] is None else f"{check['value']:.3f}×{_range_text(check)}"
+        rows.append((*row, measured, check["held"]))
     counts = summary["checks"]["counts"]
-    head = "Check, ok + failed + timed_out + cancelled = n in every cell"
-    if counts["held"]:
-        out.append(f"{head}: held in all {counts['cells']} cells.")
-    else:
-        out.append(f"{head}: did not hold in {counts['mismatches']} of {counts['cells']} cells; they are listed "
-                   "under Errors and left out of every table, plot and check.")
-    return out
+    rows.append(("every request accounted for", "ok + failed + timed_out + cancelled = n in every cell",
+                 f"all {counts['cells']} cells" if counts["held"] else
+                 f"{counts['mismatches']} of {counts['cells']} cells differ (under Errors, left out of every "
+                 "table, plot and check)", counts["held"]))
+    return checks_table("Checks:", rows)

@@ -53,7 +53,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from markdown import answer, section
+from markdown import answer, checks_table, section
 from plotting import color_for, plt, save
 import results as res
 from units import format_per_s as format_rate, format_us
@@ -564,6 +564,7 @@ def report(summary, plots):
         tables.append(_work_table(summary))
     if summary["workers_compare"]:
         tables.append(_workers_table(summary))
+    tables.append(_checks_table(summary))
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
     return section(TITLE, intro, plots, tables, errors, conclusions(summary))
 
@@ -725,8 +726,7 @@ def conclusions(summary):
         return []
     return (_fastest_sentences(summary) + _reference_sentence(summary) + _spsc_sentence(summary)
             + _q_sentence(summary) + _cpu_sentences(summary) + _backpressure_sentence(summary)
-            + _latency_sentences(summary) + _work_sentences(summary) + _workers_sentences(summary)
-            + _check_sentences(summary))
+            + _latency_sentences(summary) + _work_sentences(summary) + _workers_sentences(summary))
 
 
 def _fastest_sentences(summary):
@@ -915,26 +915,20 @@ def _workers_sentences(summary):
     return out
 
 
-def _verdict(held):
-    return "held" if held else "did not hold"
-
-
-def _check_sentences(summary):
+def _checks_table(summary):
     verified = summary["checks"]["verified"]
-    head = "Check, every cell verified (M messages received once each, checksum equal to the reference)"
-    if verified["held"]:
-        out = [f"{head}: held in all {verified['cells']} cells."]
-    else:
-        out = [f"{head}: did not hold in {verified['errors']} of {verified['cells']} cells; they are listed under "
-               "Errors and left out of every table and plot."]
+    rows = [("every cell verified", "M messages received once each, checksum equal to the reference",
+             f"all {verified['cells']} cells" if verified["held"] else
+             f"{verified['errors']} of {verified['cells']} cells failed (under Errors, left out of every table and "
+             "plot)", verified["held"])]
     schedule = summary["checks"]["on_schedule"]
-    head = f"Check, every latency run kept to its schedule (achieved ≥ {ON_SCHEDULE:g}× the offered rate)"
     if schedule["held"] is None:
-        out.append(f"{head}: not computed; no cell recorded latency_achieved_per_s.")
+        measured = "no cell recorded latency_achieved_per_s"
     else:
-        out.append(f"{head}: {_verdict(schedule['held'])}"
-                   + (f" in all {schedule['cells']} cells" if schedule["held"]
-                      else f"; {schedule['behind']} of {schedule['cells']} fell behind (flagged ⚠ above)")
-                   + (f"; {schedule['unknown']} cells did not record their achieved rate" if schedule["unknown"] else "")
-                   + ".")
-    return out
+        measured = (f"all {schedule['cells']} cells" if schedule["held"] else
+                    f"{schedule['behind']} of {schedule['cells']} fell behind (⚠ above)")
+        if schedule["unknown"]:
+            measured += f"; {schedule['unknown']} did not record their achieved rate"
+    rows.append(("latency runs on schedule", f"achieved ≥ {ON_SCHEDULE:g}× the offered rate", measured,
+                 schedule["held"]))
+    return checks_table("Checks:", rows)
