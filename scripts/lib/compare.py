@@ -27,13 +27,9 @@ PLOT_RATIOS = "compare_{workload}"
 # A difference is significant where the two-sided p-value is below this.
 ALPHA = 0.05
 
-# (label, context keys) rows of the environment comparison.
-ENVIRONMENT = [("CPU", ("cpu_model",)), ("cores", ("cores", "num_cpus")), ("workers", ("workers",)),
-               ("suite", ("suite",)), ("repetitions", ("repetitions",)), ("host", ("host_name",)),
-               ("git commit", ("git_commit",)), ("compiler", ("compiler",)), ("flags", ("cxx_flags",)),
-               ("build type", ("build_type",)), ("Boost", ("boost_version",)), ("oneTBB", ("onetbb_version",)),
-               ("OpenSSL", ("openssl_version",)), ("Google Benchmark", ("benchmark_version",)),
-               ("date", ("date",)), ("load average", ("load_avg",))]
+# The report's environment rows, and how each run was repeated.
+ENVIRONMENT = [("date", "date"), *report.ENVIRONMENT, ("--benchmark_repetitions", "repetitions"),
+               ("interleaved", "interleaved")]
 
 
 def main(argv=None):
@@ -55,6 +51,9 @@ def main(argv=None):
     except res.ResultsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # a results.json of an unexpected shape
+        print(f"error: malformed results in {args.a} or {args.b}: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"error: cannot write {out}: {e.strerror or e}", file=sys.stderr)
         return 1
@@ -71,8 +70,8 @@ def load(run_dir):
 
 
 def compare_figures(a, b):
-    """[row] for the figures both runs state, in A's order: {label, a, b, ratio, p,
-    significant, runs: (len A's, len B's), better, verdict}."""
+    """[row] for the figures both runs state, in A's order: {key, label, unit, better,
+    a, b (the figures), ratio (B/A), p, significant, runs: (A's count, B's count)}."""
     rows = []
     for key, fa in a.items():
         fb = b.get(key)
@@ -83,25 +82,30 @@ def compare_figures(a, b):
                "runs": (len(fa.get("runs") or []), len(fb.get("runs") or []))}
         if fa["value"] and fb["value"] is not None and fa["value"] > 0 and fb["value"] >= 0:
             row["ratio"] = fb["value"] / fa["value"]
-        if min(row["runs"]) >= stats.min_runs():
+        if testable(*row["runs"]):
             _, row["p"] = stats.mann_whitney(fb["runs"], fa["runs"])
             row["significant"] = row["p"] < ALPHA
         rows.append(row)
     return rows
 
 
-def verdict(row):
-    """'B faster (p = 0.008)', 'no significant difference (p = 0.4)', 'too few runs'."""
+def testable(n, m):
+    """Whether samples of n and m values can show a difference at ALPHA at all: the
+    exact two-sided p-value is never below 2 / C(n+m, n)."""
+    return n > 0 and m > 0 and 2 / math.comb(n + m, n) < ALPHA
+
+
+def difference(row):
+    """'B better, significant (p = 0.008)', 'no significant difference (p = 0.4)',
+    'too few runs to test (3 and 3)'."""
     if row["p"] is None:
-        n = min(row["runs"])
-        return "no runs to test" if n == 0 else f"too few runs to test ({n}; {stats.min_runs()} needed)"
+        a, b = row["runs"]
+        return "no runs to test" if not (a and b) else f"too few runs to test ({a} and {b})"
     p = f"p = {row['p']:.2g}"
     if not row["significant"]:
         return f"no significant difference ({p})"
-    if row["better"] is None or row["ratio"] is None:
-        return f"significant ({p})"
-    better = (row["ratio"] < 1) == (row["better"] == "lower")
-    return f"B {'better' if better else 'worse'}, significant ({p})"
+    better = _better(row)
+    return f"significant ({p})" if better is None else f"B {'better' if better else 'worse'}, significant ({p})"
 
 
 def format_value(value, unit):
@@ -130,8 +134,9 @@ def write(runs, out):
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# concbench comparison", "",
              f"A: `{a['dir']}`  ", f"B: `{b['dir']}`", "",
-             f"B/A is B's figure over A's. A difference is tested where both runs kept {stats.min_runs()} or "
-             f"more repetitions of it: two-sided Mann–Whitney U on their values, significant below p = {ALPHA:g}.",
+             f"B/A is B's figure over A's. A difference is tested where both runs kept enough repetitions of it "
+             f"to show one (4 and 4, or 3 and 5): two-sided Mann–Whitney U on their values, significant below "
+             f"p = {ALPHA:g}.",
              ""]
     written = []
     for workload in MODULES:
@@ -149,11 +154,11 @@ def write(runs, out):
         lines += [f"![{Path(p).name}]({PLOTS_DIR}/{Path(p).name})" for p in plot if str(p).endswith(".png")]
         lines += ["", "| figure | A | B | B/A | difference |", "|---|---:|---:|---:|---|"]
         lines += [f"| {row['label']} | {_cell(row['a'])} | {_cell(row['b'])} | {_ratio_text(row['ratio'])} "
-                  f"| {verdict(row)} |" for row in rows]
+                  f"| {difference(row)} |" for row in rows]
         lines.append("")
     lines += ["## Environment", "", "| | A | B |", "|---|---|---|"]
     for label, keys in ENVIRONMENT:
-        values = [_context(run["context"], keys) for run in runs]
+        values = [report.context_cell(run["context"], keys) for run in runs]
         mark = "" if values[0] == values[1] else " ≠"
         lines.append(f"| {label}{mark} | {values[0]} | {values[1]} |")
     path = out / COMPARE_FILE
@@ -165,11 +170,6 @@ def _ratio_text(ratio):
     return "–" if ratio is None else f"{ratio:.3g}"
 
 
-def _context(context, keys):
-    value = next((context[k] for k in keys if context.get(k) not in (None, "")), "n/a")
-    return str(value).replace("|", "\\|")
-
-
 def _plot(workload, rows, plots_dir):
     """B/A per figure on a log axis, with a bar from B's to A's spread where both have runs."""
     drawn = [row for row in rows if row["ratio"] and row["ratio"] > 0]
@@ -177,7 +177,7 @@ def _plot(workload, rows, plots_dir):
         return []
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(drawn)))
     ys = range(len(drawn))
-    colors = ["tab:green" if row["significant"] and _better(row) else "tab:red" if row["significant"]
+    colors = [{True: "tab:green", False: "tab:red"}.get(_better(row), "tab:gray") if row["significant"]
               else "tab:gray" for row in drawn]
     ax.barh(list(ys), [math.log10(row["ratio"]) for row in drawn], color=colors)
     ax.axvline(0, color="black", linewidth=1)
@@ -196,7 +196,12 @@ def _plot(workload, rows, plots_dir):
 
 
 def _better(row):
-    return row["better"] is not None and (row["ratio"] < 1) == (row["better"] == "lower")
+    """Whether B's figure is the better one (None where neither direction is better);
+    from the sign of the difference, so that negative figures are judged too."""
+    a, b = row["a"]["value"], row["b"]["value"]
+    if row["better"] is None or a is None or b is None or a == b:
+        return None
+    return (b < a) == (row["better"] == "lower")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ REPORT_FILE = "REPORT.md"
 PLOTS_DIR = "plots"
 
 # (label, context keys, first present wins) rows of the environment table.
-_ENVIRONMENT = [
+ENVIRONMENT = [
     ("CPU", "cpu_model"), ("cores", ("cores", "num_cpus")), ("MHz per CPU", "mhz_per_cpu"), ("workers", "workers"), ("suite", "suite"),
     ("host", "host_name"), ("compiler", "compiler"), ("flags", "cxx_flags"),
     ("build type", "build_type"), ("Boost", "boost_version"), ("oneTBB", "onetbb_version"),
@@ -74,7 +74,7 @@ def _page(data, summaries, sections):
         lines += ["## Answers", "", "On this machine, in this run; each line links to its section.", ""]
         lines += [f"- {line}" for line in answers] + [""]
     lines += ["## Environment", "", "| | |", "|---|---|"]
-    lines += [f"| {label} | {_cell(_get(context, key))} |" for label, key in _ENVIRONMENT]
+    lines += [f"| {label} | {context_cell(context, key)} |" for label, key in ENVIRONMENT]
     lines += ["", "## Calibration", "",
               "Measured on this machine just before the benchmarks; they explain most offload costs.", "",
               "| measure | value | what it means |", "|---|---:|---|"]
@@ -132,6 +132,11 @@ def _unreported_section(unreported):
         lines.append(f"- {workload}: {len(records)} runs, {len(errors)} errors")
         lines += [f"  - `{r['name']}`: {r['error']}" for r in errors]
     return "\n".join(lines)
+
+
+def context_cell(context, keys):
+    """A context value as a table cell: the first of keys present, else n/a."""
+    return _cell(_get(context, keys))
 
 
 def _get(context, keys):

@@ -40,6 +40,8 @@ def load(run_dir):
         raise ResultsError(f"cannot read {path}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ResultsError(f'{path} has no "benchmarks" list')
+    if not isinstance(data.get("context", {}), dict):
+        raise ResultsError(f'{path}: "context" is not an object')
     for i, entry in enumerate(data["benchmarks"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise ResultsError(f"{path}: benchmarks[{i}] has no name")

@@ -84,7 +84,8 @@ def mann_whitney(x, y):
     """(U, p): U of x against y and the two-sided p-value of the hypothesis that both
     come from one distribution. Exact where both samples have at most EXACT_UP_TO
     values and no value is shared; otherwise the normal approximation with the tie
-    correction of the variance and a continuity correction (as compare.py's scipy)."""
+    correction of the variance and a continuity correction (as scipy's, which Google Benchmark's
+    tools/compare.py calls)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n, m = len(x), len(y)
     if n == 0 or m == 0:
@@ -158,8 +159,9 @@ def shift_interval(x, y, confidence=CONFIDENCE):
 
 
 def ratio_interval(x, y, confidence=CONFIDENCE):
-    """The ratio of x to y as shift_interval of their logarithms: the estimate is the
-    median of every ratio x_i / y_j. Values must be positive."""
+    """The ratio of x to y as shift_interval of their logarithms, exponentiated: the
+    estimate is the median of every ratio x_i / y_j (with an even count of pairs, the
+    geometric mean of the middle two). Values must be positive."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if (x <= 0).any() or (y <= 0).any():
         raise ValueError("ratio_interval: values must be positive")

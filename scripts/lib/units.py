@@ -2,14 +2,21 @@
 sizes in B, KiB, MiB and GiB, rates with k, M and G; three significant figures."""
 
 
+def _scaled(value, ladder, smallest):
+    """value in the largest unit of ladder [(suffix, size)] it reaches once rounded to
+    3 significant figures (999.7 µs is '1 ms', not '1e+03 µs'), else in smallest."""
+    if value is None:
+        return "n/a"
+    for suffix, size in ladder:
+        if float(f"{abs(value) / size:.3g}") >= 1:
+            return f"{value / size:.3g}{suffix}"
+    text = f"{value:.3g}"
+    return (f"{value:.0f}" if "e" in text else text) + smallest  # 1000 B, not 1e+03 B
+
+
 def format_us(us):
     """3 -> '3 µs', 1000 -> '1 ms', 100000 -> '100 ms', 2.5e6 -> '2.5 s'."""
-    if us is None:
-        return "n/a"
-    for unit, size in (("s", 1e6), ("ms", 1e3)):
-        if abs(us) >= size:
-            return f"{us / size:.3g} {unit}"
-    return f"{us:.3g} µs"
+    return _scaled(us, ((" s", 1e6), (" ms", 1e3)), " µs")
 
 
 def format_range_us(low, high):
@@ -23,29 +30,14 @@ def format_range_us(low, high):
 
 def format_bytes(n):
     """64 -> '64 B', 16384 -> '16 KiB', 24723456 -> '23.6 MiB'."""
-    if n is None:
-        return "n/a"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.3g} B"
+    return _scaled(n, ((" GiB", 1 << 30), (" MiB", 1 << 20), (" KiB", 1 << 10)), " B")
 
 
 def format_per_s(per_s):
     """Events per second: 46000 -> '46k/s', 17100000 -> '17.1M/s'."""
-    if per_s is None:
-        return "n/a"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(per_s) >= size:
-            return f"{per_s / size:.3g}{unit}/s"
-    return f"{per_s:.3g}/s"
+    return _scaled(per_s, (("G/s", 1e9), ("M/s", 1e6), ("k/s", 1e3)), "/s")
 
 
 def format_byte_rate(bytes_per_s):
     """Bytes per second in decimal units, as openssl speed gives them: '1.13 GB/s'."""
-    if bytes_per_s is None:
-        return "n/a"
-    for unit, size in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
-        if abs(bytes_per_s) >= size:
-            return f"{bytes_per_s / size:.3g} {unit}"
-    return f"{bytes_per_s:.3g} B/s"
+    return _scaled(bytes_per_s, ((" GB/s", 1e9), (" MB/s", 1e6), (" kB/s", 1e3)), " B/s")

@@ -184,6 +184,23 @@ class RuleTest(unittest.TestCase):
         self.assertEqual((found["status"], found["from_us"]), (bs.TOO_FEW_RUNS, None))
         self.assertEqual(stats.min_runs(), 4)
 
+    def test_no_p99_is_no_verdict(self):
+        self.assertEqual(bs.verdict([0, 0, 0, 0], runs(50))["verdict"], bs.TOO_FEW_RUNS)
+        self.assertEqual(bs.verdict(runs(50) + [0], runs(30), runs(10) + [-1])["verdict"], bs.WIN)
+
+    def test_never_with_sizes_that_could_win_says_so(self):
+        found = bs.break_even([1, 2, 5], [bs.verdict(runs(100, 0.3), runs(85, 0.3)) for _ in range(3)])
+        self.assertEqual((found["status"], found["low_us"], found["high_us"]), ("never", 1, 5))
+        found.update(largest_work_us=5)
+        self.assertEqual(bs._break_even_text(found), "never (to 5 µs; could be 1–5 µs)")
+
+    def test_a_name_with_a_word_for_a_number_is_an_error(self):
+        data = stall_results()
+        data["benchmarks"].append(dict(data["benchmarks"][0], name=name("fibers", "cpu", "inline", "abc", 100, 1),
+                                       run_name=name("fibers", "cpu", "inline", "abc", 100, 1)))
+        summary = summarize(data)
+        self.assertIn("work_us, rate and workers must be numbers", [e["message"] for e in summary["errors"]])
+
     def test_without_a_floor_the_margin_alone_decides(self):
         self.assertEqual(bs.verdict(runs(50), runs(30))["verdict"], bs.WIN)
 
@@ -543,8 +560,10 @@ class ConclusionsTest(unittest.TestCase):
         self.assertIn("1 request failed across 1 run (thread_pool/sleep/threads)", self.text)
 
     def test_format_us(self):
-        self.assertEqual([units.format_us(v) for v in (3, 1000, 100000, 2.5e6, 0.5)],
-                         ["3 µs", "1 ms", "100 ms", "2.5 s", "0.5 µs"])
+        self.assertEqual([units.format_us(v) for v in (3, 1000, 100000, 2.5e6, 0.5, 999.7, 999999)],
+                         ["3 µs", "1 ms", "100 ms", "2.5 s", "0.5 µs", "1 ms", "1 s"])
+        self.assertEqual([units.format_bytes(v) for v in (64, 1000, 1024, 24723456)],
+                         ["64 B", "1000 B", "1 KiB", "23.6 MiB"])
         self.assertEqual([units.format_range_us(*r) for r in ((1000, 2000), (50, 1000), (20, 20))],
                          ["1–2 ms", "50 µs–1 ms", "20 µs"])
 

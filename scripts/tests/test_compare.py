@@ -92,7 +92,7 @@ class CompareTest(unittest.TestCase):
     def test_single_runs_are_not_tested(self):
         data = cpu_hash_results()
         _, text, _, _ = self.run_compare(data, data)
-        self.assertIn("too few runs to test (1; 4 needed)", text)
+        self.assertIn("too few runs to test (1 and 1)", text)
 
     def test_machines_of_different_sizes_meet_at_common_counts_and_at_their_largest(self):
         a = cpu_hash_repeated()
@@ -123,8 +123,11 @@ class CompareTest(unittest.TestCase):
         good = write_run(cpu_hash_results())
         bad = Path(tempfile.mkdtemp())
         (bad / "results.json").write_text("{not json")
+        listed = Path(tempfile.mkdtemp())
+        (listed / "results.json").write_text(json.dumps(dict(cpu_hash_results(), context=[1, 2])))
         for args, message in (([str(good), "/nonexistent/run"], "/nonexistent/run is not a directory"),
                               ([str(good), str(bad)], "is not valid JSON"),
+                              ([str(good), str(listed)], '"context" is not an object'),
                               ([str(good), str(Path(tempfile.mkdtemp()))], "results.json does not exist")):
             err = io.StringIO()
             with redirect_stderr(err):
@@ -146,8 +149,8 @@ class CompareTest(unittest.TestCase):
         _, text, _, out = self.run_compare(data, data)
         for row in ("| event_loop: wall time ÷ ideal, N=10000, K=100, delay 10 ms | 1.02× | 1.02× | 1 |",
                     "| event_loop: requests/s ÷ wrk's, K=64, delay 0 | 0.92× | 0.92× | 1 |",
-                    "| event_loop, 1x1, Q=64: messages/s | 12M msg/s | 12M msg/s | 1 | too few runs to test (3; 4 "
-                    "needed) |"):
+                    "| event_loop, 1x1, Q=64: messages/s | 12M msg/s | 12M msg/s | 1 | too few runs to test (3 "
+                    "and 3) |"):
             self.assertIn(row, text)
         for workload in ("cpu_hash", "blocking_stall", "fan_out", "producer_consumer"):
             self.assertIn(f"## {workload}", text)

@@ -128,8 +128,9 @@ WAKE_ROUND_TRIPS = {"threads": ("thread_rtt_cross_core_us", "thread_rtt_us"),  #
                     "processes": ("pipe_rtt_cross_core_us", "pipe_rtt_us")}
 POOL_ROUND_TRIPS = {"threads": "thread_pool_rtt_us", "processes": "process_pool_rtt_us"}
 
-# The offload cost pools the sizes below this many times the smallest (1, 2 and 5 µs):
-# the work there is small against the hand-off, and three sizes triple the runs.
+# The offload cost pools the sizes below this many times the smallest (1, 2 and 5 µs in
+# the default grid, where that triples the runs; a grid in decades has one): the work
+# there is small against the hand-off.
 COST_SIZES_SPAN = 10
 
 # Where an offloaded cell's light p99 stays above LOSES_TO_INLINE_BY x the floor, the
@@ -185,6 +186,12 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
     the interval of inline's median over the floor's median, None without floor runs
     (then the floor condition is left out). could_win / could_lose: whether the data
     allow a win or a loss here (the break-even's interval asks); None with too few runs."""
+    # A p99 of zero or less is no measurement; with what is left, too few runs may remain.
+    inline_runs, offload_runs = [v for v in inline_runs if v > 0], [v for v in offload_runs if v > 0]
+    floor_runs = [v for v in floor_runs or [] if v > 0]
+    if not inline_runs or not offload_runs:
+        empty = {"estimate": None, "low": None, "high": None, "coverage": None}
+        return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "could_lose": None}
     ratio = stats.ratio_interval(offload_runs, inline_runs)
     lifted = None
     if floor_runs:
@@ -214,7 +221,7 @@ def break_even(sizes, comparisons):
       low_us, high_us: the smallest and largest size that could be the true break-even,
         that is, the true ratios may lie within every size's interval so that it wins
         there, loses at no larger size, and is no break-even at any smaller size (each
-        smaller sure win is followed, below it, by a size that could lose);
+        smaller sure win has, between it and W, a size that could lose);
       never_consistent: whether the data also allow that it never pays off.
     status: pays_off, never, or too_few_runs where some size has no interval."""
     out = {"status": TOO_FEW_RUNS, "from_us": None, "low_us": None, "high_us": None, "never_consistent": None}
@@ -255,6 +262,9 @@ def summarize(records, results):
             key = (r["model"], str(p["kind"]), str(p["offload"]), str(p["rate"]), str(p.get("workers", 1)))
         except KeyError as missing:
             errors.append({"name": r["name"], "message": f"no {missing.args[0]} in the benchmark name"})
+            continue
+        if any(res.finite(v) is None for v in (work, p["rate"], p.get("workers", 1))):
+            errors.append({"name": r["name"], "message": "work_us, rate and workers must be numbers"})
             continue
         node = series
         for part in key:
@@ -418,12 +428,14 @@ def _offload_cost(by_offload, target):
         return None
     basis, inline, offload, common = paired
     sizes = [w for w in common if w < COST_SIZES_SPAN * common[0]]
-    centre = {w: stats.median(inline[w]) for w in sizes}
-    offloaded = [o - centre[w] for w in sizes for o in offload[w]]
-    shift = stats.shift_interval(offloaded, [i - centre[w] for w in sizes for i in inline[w]])
+    # Each run less its nominal work, so that sizes pool: a figure independent of the
+    # runs, which centring on their own median would not be.
+    offloaded = [o - w for w in sizes for o in offload[w]]
+    inlined = [i - w for w in sizes for i in inline[w]]
+    shift = stats.shift_interval(offloaded, inlined)
     return {"cost_us": shift["estimate"], "low_us": shift["low"], "high_us": shift["high"],
             "coverage": shift["coverage"], "work_us": sizes[0], "up_to_us": sizes[-1],
-            "runs_us": offloaded,  # what scripts/compare tests
+            "runs_us": [o - stats.median(inlined) for o in offloaded],  # what scripts/compare tests
             "rate": _num(basis[0]), "workers": _num(basis[1])}
 
 
@@ -655,8 +667,9 @@ def _plot_crossover(summary, model, kind, by_offload, plots_dir):
         ax.errorbar(works, medians, yerr=[[m - q[0] for m, q in zip(medians, quartiles)],
                                           [q[1] - m for m, q in zip(medians, quartiles)]],
                     color=color, marker="o", markerfacecolor="white", capsize=3, label=offload)
-        if offload in TARGETS:
-            verdicts = summary["break_even"][model][kind][offload]["verdicts"]
+        found = summary["break_even"][model][kind].get(offload, {})
+        if offload in TARGETS and (found.get("rate"), found.get("workers")) == (_num(basis[0]), _num(basis[1])):
+            verdicts = found["verdicts"]
             won = [(w, m) for w, m in zip(works, medians) if verdicts.get(str(w)) == WIN]
             if won:
                 ax.plot([w for w, _ in won], [m for _, m in won], linestyle="none", marker="o", color=color,
@@ -820,7 +833,10 @@ def _break_even_text(found):
     if found["status"] == TOO_FEW_RUNS:
         return "? (too few runs)"
     if found["status"] == "never":
-        return f"never (to {format_us(found['largest_work_us'])})"
+        text = f"never (to {format_us(found['largest_work_us'])}"
+        if found["low_us"] is not None:  # no sure win, but the data allow one
+            text += f"; could be {format_range_us(found['low_us'], found['high_us'])}"
+        return text + ")"
     interval = format_range_us(found["low_us"], found["high_us"])
     if found["never_consistent"]:
         interval += " or never"
@@ -926,8 +942,10 @@ def _pays_off_phrase(found):
         return (f"has no verdict: too few runs per cell for a {stats.CONFIDENCE:.0%} interval "
                 f"(the rule needs {stats.min_runs()})")
     if found["status"] == "never":
-        return (f"never pays off up to {format_us(found['largest_work_us'])} "
-                "(the largest work measured)")
+        phrase = f"never pays off up to {format_us(found['largest_work_us'])} (the largest work measured)"
+        if found["low_us"] is not None:
+            phrase += f", though the data allow a break-even at {format_range_us(found['low_us'], found['high_us'])}"
+        return phrase
     interval = format_range_us(found["low_us"], found["high_us"])
     phrase = (f"pays off already at the smallest work measured, {format_us(found['from_us'])}"
               if found["from_us"] == found["smallest_work_us"] else
