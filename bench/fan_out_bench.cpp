@@ -114,6 +114,8 @@ void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_fli
   c["k"] = p.k;
   c["in_flight_limit"] = static_cast<double>(in_flight);
   c["ideal_ms"] = ideal_s * 1e3;
+  // What a model that holds fewer than K can reach at best (ideal_ms where it holds K).
+  c["own_ideal_ms"] = std::chrono::duration<double, std::milli>(ideal_time(p, in_flight)).count();
   if (ideal_s > 0) c["ideal_ratio"] = seconds / ideal_s;
   c["requests_per_s"] = static_cast<double>(p.n) / seconds;
   c["latency_p50_us"] = q.p50_us;
@@ -237,6 +239,7 @@ void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess&
     }
   }
   benchmark::AddCustomContext("fan_out_skipped", "[" + skipped + "]");
+  benchmark::AddCustomContext("fan_out_stated", stated_json());
   benchmark::AddCustomContext("fan_out_server", server.description());
 }
 

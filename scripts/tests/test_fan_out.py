@@ -32,7 +32,8 @@ def fan_entry(series, n, k, delay, wall_ms, workers=1, group="settled", body=64,
     base = delay + 100
     entry = {"name": full, "run_name": full, "run_type": "iteration", "repetitions": 1, "repetition_index": 0,
              "iterations": 1, "real_time": wall_ms, "cpu_time": n * 2e-3, "time_unit": "ms",
-             "n": n, "k": k, "in_flight_limit": limit, "ideal_ms": ideal_ms, "requests_per_s": n / wall_ms * 1e3,
+             "n": n, "k": k, "in_flight_limit": limit, "ideal_ms": ideal_ms,
+             "own_ideal_ms": math.ceil(n / limit) * delay / 1e3, "requests_per_s": n / wall_ms * 1e3,
              "latency_p50_us": base, "latency_p90_us": base * 1.2, "latency_p99_us": base * 2,
              "latency_p999_us": base * 3, "latency_max_us": base * 5,
              "ok": n, "failed": 0, "timed_out": 0, "cancelled": 0, "peak_rss_bytes": 50 * 2 ** 20,
@@ -208,9 +209,21 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(cell["k"], 128)
         self.assertAlmostEqual(cell["ratio"], 46000 * 2 ** 0.1 / 60000)
 
+    def test_stated_cells_and_checks_come_from_the_run(self):
+        stated = json.loads(json.dumps(fo.STATED_BEFORE_CONTEXT))
+        stated["rate"]["k"] = 128
+        stated["checks"]["event_loop_vs_wrk"]["limit"] = 0.95
+        self.data["context"]["fan_out_stated"] = json.dumps(stated)
+        summary = summarize(self.data)
+        self.assertEqual(summary["rate_vs_wrk_cell"]["event_loop"]["k"], 128)
+        self.assertEqual(summary["checks"]["event_loop_vs_wrk"]["limit"], 0.95)
+        self.data["context"]["fan_out_stated"] = "[1]"
+        with self.assertRaisesRegex(res.ResultsError, "fan_out_stated is not the object concbench writes"):
+            summarize(self.data)
+
     def test_closest_k_on_a_log_scale_ties_to_the_larger(self):
         def closest(ks):
-            summary = {"workers": {"s": 1}, "wrk": [{"k": k, "delay_us": 0, "bytes": 64, "requests_per_s": 100.0}
+            summary = {"stated": fo.STATED_BEFORE_CONTEXT, "workers": {"s": 1}, "wrk": [{"k": k, "delay_us": 0, "bytes": 64, "requests_per_s": 100.0}
                                                      for k in ks],
                        "cells": {"s": [dict(fo.BASE, n=100, k=k, delay_us=0, workers=1, requests_per_s=50.0)
                                        for k in ks]}}
@@ -262,7 +275,7 @@ class SummaryTest(unittest.TestCase):
 
     def test_latency_cell_is_the_headline_else_the_busiest_delay_0(self):
         cell = self.summary["latency_cell"]
-        self.assertEqual(cell["where"], fo.IDEAL_CELL)
+        self.assertEqual(cell["where"], fo.STATED_BEFORE_CONTEXT["ideal"])
         self.assertEqual(cell["series"]["event_loop"]["p99"], 20200)
         self.assertNotIn(POOL, cell["series"])
         self.data["benchmarks"] = [b for b in self.data["benchmarks"] if "delay_us:10000/" not in b["name"]]
@@ -375,7 +388,7 @@ class ConclusionsTest(unittest.TestCase):
 
     def test_held_only_phrase(self):
         summary = summarize(fan_results())
-        summary["ideal_cell"]["fibers_mt"].update(in_flight_limit=50, ratio=2.1)
+        summary["ideal_cell"]["fibers_mt"].update(in_flight_limit=50, ratio=2.1, own_ideal_ms=2000)
         self.assertIn("fibers_mt 2.100× with 2 workers, holding only 50 requests in flight (its own ideal 2 s)",
                       "\n".join(fo.conclusions(summary)))
 
@@ -417,7 +430,7 @@ class OutputTest(ReportOutput, unittest.TestCase):
 
     def test_plot_contents(self):
         self.assert_labels(fo.PLOT_IDEAL, ("delay 1 ms, N=1000", "delay 10 ms, N=10000",
-                                           "ideal: ceil(N / in flight) × delay", "fibers_mt (2 workers)"))
+                                           "ideal: ceil(N / K) × delay", "fibers_mt (2 workers)"))
         self.assert_labels(fo.PLOT_RATE, ("wrk -c K on the same server (the limit)", "event_loop"))
         self.assert_labels(fo.PLOT_LATENCY, ("p99.9", "max", "fibers"))
 
@@ -460,7 +473,7 @@ class OutputTest(ReportOutput, unittest.TestCase):
     def test_no_series_measures_the_headline_cell(self):
         data = fan_results()
         data["benchmarks"] = [b for b in data["benchmarks"] if "n:10000/k:100/delay_us:10000/" not in b["name"]]
-        self.assertIn("No series completed N=10000, K=100, delay 10 ms (ideal 1 s): serial was skipped (ideal 100 s "
+        self.assertIn("No series completed N=10000, K=100, delay 10 ms: serial was skipped (ideal 100 s "
                       "exceeds 2 s); event_loop not run;", "\n".join(fo.conclusions(summarize(data))))
 
 

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -181,8 +182,28 @@ std::chrono::microseconds ideal_time(const Params& p, std::uint64_t in_flight) {
 }
 
 bool is_stated(const Params& p) {
-  return p.n == 10000 && p.k == 100 && (p.delay_us == 0 || p.delay_us == 10000) && p.body_bytes == 64 &&
-         p.fail == 0 && p.group == Group::settled;
+  auto same = [&p](const Params& q) {
+    return p.n == q.n && p.k == q.k && p.delay_us == q.delay_us && p.body_bytes == q.body_bytes && p.fail == q.fail &&
+           p.group == q.group;
+  };
+  return same(kIdealCell) || same(kRateCell);
+}
+
+std::string stated_json() {
+  auto cell = [](const Params& p) {
+    return "{\"group\": \"" + std::string(group_name(p.group)) + "\", \"n\": " + std::to_string(p.n) +
+           ", \"k\": " + std::to_string(p.k) + ", \"delay_us\": " + std::to_string(p.delay_us) +
+           ", \"bytes\": " + std::to_string(p.body_bytes) + ", \"fail\": 0}";
+  };
+  std::string checks;
+  for (const Check& c : kChecks) {
+    std::ostringstream limit;
+    limit << c.limit;
+    checks.append(checks.empty() ? "" : ", ").append("\"").append(c.name).append("\": {\"series\": \"");
+    checks.append(c.series).append("\", \"figure\": \"").append(c.figure).append("\", \"limit\": ");
+    checks.append(limit.str()).append(", \"at_most\": ").append(c.at_most ? "true" : "false").append("}");
+  }
+  return "{\"ideal\": " + cell(kIdealCell) + ", \"rate\": " + cell(kRateCell) + ", \"checks\": {" + checks + "}}";
 }
 
 bool supports(Model model) { return model != Model::process_pool; }
@@ -207,7 +228,7 @@ std::vector<Params> parameter_sets(Suite suite) {
   }
   // The cells the report's questions need. The headline: N=10000, K=100, delay
   // 10 ms, ideal 1 s.
-  sets.push_back({10000, 100, 10000, 64, 0, Group::settled});
+  sets.push_back(kIdealCell);
   // Wall time against K (delay 1 ms), the most a model holds (K=1000 at 10 ms).
   for (unsigned k : suite == Suite::quick ? std::vector<unsigned>{10, 1000} : std::vector<unsigned>{1, 10, 100, 1000})
     sets.push_back({1000, k, 1000, 64, 0, Group::settled});

@@ -149,15 +149,30 @@ std::string_view pool_size_name(PoolSize size);
 
 // How many requests a model holds in flight at most: K, unless its threads cap it.
 std::uint64_t in_flight_limit(Model model, PoolSize size, unsigned workers, const Params& p);
-// ceil(N / in flight) x delay: the wall time of a model that adds nothing.
+// ceil(N / in flight) x delay: the wall time of a model that adds nothing while it
+// holds `in_flight` requests. The ideal a cell is judged by holds K (in_flight = K).
 std::chrono::microseconds ideal_time(const Params& p, std::uint64_t in_flight);
 // Cells whose ideal wall time is longer are not run (the report lists them).
 inline constexpr std::chrono::seconds kMaxIdealTime{2};
 
 std::vector<Params> parameter_sets(Suite suite);
-// The cells whose figures the report states (wall / ideal at 10 ms, requests per
-// second against wrk at delay 0): N=10000, K=100, 64 B, no failures, group:settled.
+// The cells whose figures the report states, defined here only: wall / ideal at
+// the headline cell, and requests per second against wrk at delay 0. Both N=10000,
+// K=100, 64 B, no failures, group:settled.
+inline const Params kIdealCell{10000, 100, 10000, 64, 0, Group::settled};
+inline const Params kRateCell{10000, 100, 0, 64, 0, Group::settled};
 bool is_stated(const Params& p);
+// The report's checks on those figures: a series' ratio at most (or at least) a limit.
+struct Check {
+  std::string_view name, series, figure;  // figure: "ideal" or "rate_vs_wrk"
+  double limit;
+  bool at_most;
+};
+inline constexpr Check kChecks[] = {{"event_loop_ideal", "event_loop", "ideal", 1.05, true},
+                                    {"fibers_ideal", "fibers", "ideal", 1.1, true},
+                                    {"event_loop_vs_wrk", "event_loop", "rate_vs_wrk", 0.9, false}};
+// The stated cells and the checks as JSON, for the results' context (fan_out_stated).
+std::string stated_json();
 bool supports(Model model);  // every model but process_pool
 
 // One function per model. Each sends every request of `e.p` to `target` and

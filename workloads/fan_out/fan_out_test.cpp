@@ -13,6 +13,25 @@
 namespace concbench::fan_out {
 namespace {
 
+TEST(FanOutContract, TheStatedCellsAreInEverySuiteAndInTheContext) {
+  // The report reads the stated cells and checks from stated_json(): each must be a cell
+  // the default suite runs, and the JSON must name them as the report's reader expects.
+  const auto sets = parameter_sets(Suite::standard);
+  for (const Params& cell : {kIdealCell, kRateCell}) {
+    EXPECT_TRUE(std::any_of(sets.begin(), sets.end(), [&](const Params& p) {
+      return is_stated(p) && p.k == cell.k && p.delay_us == cell.delay_us;
+    }));
+  }
+  EXPECT_EQ(std::count_if(sets.begin(), sets.end(), is_stated), 2);
+  const std::string json = stated_json();
+  EXPECT_NE(json.find("\"ideal\": {\"group\": \"settled\", \"n\": 10000, \"k\": 100, \"delay_us\": 10000"),
+            std::string::npos);
+  EXPECT_NE(json.find("\"rate\": {\"group\": \"settled\", \"n\": 10000, \"k\": 100, \"delay_us\": 0"),
+            std::string::npos);
+  EXPECT_NE(json.find("\"event_loop_vs_wrk\": {\"series\": \"event_loop\", \"figure\": \"rate_vs_wrk\", "
+                      "\"limit\": 0.9, \"at_most\": false}"), std::string::npos);
+}
+
 TEST(FanOutContract, TargetRoundTrips) {
   const WorkQuery q{1500, 65536, 0.01, 42};
   EXPECT_EQ(work_target(q), "/work?delay_us=1500&bytes=65536&fail=0.01&id=42");

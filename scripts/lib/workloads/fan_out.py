@@ -19,13 +19,14 @@ Summary layout (JSON-friendly: cells are lists, so no numeric keys):
                             a cell run several times holds the median, and its runs' range
   wrk = [{k, delay_us, bytes, requests_per_s, latency_p50_us, latency_p99_us, ideal_ratio,
           repetitions, spread}]
-  wrk_ideal_ratio           wrk's wall / ideal at IDEAL_CELL's K and delay (the floor); null if not run
+  stated                    the stated cells {ideal, rate} and checks, from the run (see _stated)
+  wrk_ideal_ratio           wrk's wall / ideal at the ideal cell's K and delay (the floor); null if not run
   wrk_ideal_spread          {repetitions, range} of that figure
-  ideal_ratio[series]       wall / ideal at IDEAL_CELL; null where that cell has no valid run
+  ideal_ratio[series]       wall / ideal at the stated ideal cell; null where that cell has no valid run
   ideal_cell[series]        the same with status (measured | skipped | error | invalid | not_run |
                             no_ratio), reason, workers, in_flight_limit, ideal_ms, wall_ms,
                             repetitions, range
-  rate_vs_wrk[series]       requests/s over wrk's at delay 0, K = WRK_K or the closest K both
+  rate_vs_wrk[series]       requests/s over wrk's at delay 0, the rate cell's K or the closest K both
                             measured (BASE settings); null where either is missing
   rate_vs_wrk_cell[series]  the same with k, status (measured | no_wrk | not_run | skipped | error |
                             invalid), reason, both rates, and each rate's {repetitions, range}
@@ -53,28 +54,31 @@ from units import format_bytes, format_per_s as format_rate, format_us
 NAME = "fan_out"
 WRK = "wrk"  # the peer's "model": wrk -t1 -c K against the same server, the rate limit
 
-# The headline cell: 10000 requests, 100 in flight, 10 ms each, an ideal of 1 s:
-# long enough to measure, short enough for the default run.
-IDEAL_CELL = {"group": "settled", "n": 10000, "k": 100, "delay_us": 10000, "bytes": 64, "fail": 0}
+# The stated cells and the checks come from the run (context fan_out_stated, written by
+# concbench from workloads/fan_out/fan_out.hpp). Runs recorded before concbench wrote it
+# stated these, which is all this copy is for.
+STATED_BEFORE_CONTEXT = {
+    "ideal": {"group": "settled", "n": 10000, "k": 100, "delay_us": 10000, "bytes": 64, "fail": 0},
+    "rate": {"group": "settled", "n": 10000, "k": 64, "delay_us": 0, "bytes": 64, "fail": 0},
+    "checks": {"event_loop_ideal": {"series": "event_loop", "figure": "ideal", "limit": 1.05, "at_most": True},
+               "fibers_ideal": {"series": "fibers", "figure": "ideal", "limit": 1.1, "at_most": True},
+               "event_loop_vs_wrk": {"series": "event_loop", "figure": "rate_vs_wrk", "limit": 0.9,
+                                     "at_most": False}}}
+# The summary key holding each check's figure, per series.
+CHECK_DETAILS = {"ideal": "ideal_cell", "rate_vs_wrk": "rate_vs_wrk_cell"}
 # Comparisons other than group:all's run here: every request settles, small bodies, no
 # failures, so cells differ only in N, K and delay.
 BASE = {"group": "settled", "bytes": 64, "fail": 0}
 # The rate comparison wants as many connections for wrk as requests in flight for the
-# model; 64 is the K asked for, else the K closest to it on a log scale (K is swept in powers).
-WRK_K = 64
+# model: the rate cell's K, else the K closest to it on a log scale (K is swept in powers).
 KEY_FIELDS = ("group", "n", "k", "delay_us", "bytes", "fail")
 WRK_FIELDS = ("k", "delay_us", "bytes")
 COUNT_FIELDS = ("ok", "failed", "timed_out", "cancelled")
 # Counters are doubles; counts differing by less than this are the same count.
 COUNT_TOLERANCE = 0.5
-POINT_FIELDS = ("in_flight_limit", "ideal_ms", "ideal_ratio", "requests_per_s", "latency_p50_us",
+POINT_FIELDS = ("in_flight_limit", "ideal_ms", "own_ideal_ms", "ideal_ratio", "requests_per_s", "latency_p50_us",
                 "latency_p90_us", "latency_p99_us", "latency_p999_us", "latency_max_us", *COUNT_FIELDS,
                 "cancel_us", "peak_rss_bytes", "bytes_per_in_flight")
-
-# The performance checks: (series, summary key of the ratio's detail, limit, at_most).
-CHECKS = {"event_loop_ideal": ("event_loop", "ideal_cell", 1.05, True),
-          "fibers_ideal": ("fibers", "ideal_cell", 1.1, True),
-          "event_loop_vs_wrk": ("event_loop", "rate_vs_wrk_cell", 0.9, False)}
 
 POOL = "thread_pool pool:workers"
 PER_REQUEST = "thread_pool pool:per_request"
@@ -133,6 +137,7 @@ def summarize(records, results):
     order = sorted(seen - {WRK}, key=_rank)
 
     summary = {
+        "stated": _stated(results),
         "series": order,
         "workers": {s: max((c["workers"] for c in cells.get(s, [])), default=None) for s in order},
         "cells": {s: sorted(cells[s], key=lambda c: tuple(c[f] for f in KEY_FIELDS + ("workers",)))
@@ -143,7 +148,7 @@ def summarize(records, results):
     }
     summary["ideal_cell"] = {s: _ideal(summary, s) for s in order}
     wrk_ideal = next((w for w in summary["wrk"] if (w["k"], w["delay_us"], w["bytes"]) ==
-                      (IDEAL_CELL["k"], IDEAL_CELL["delay_us"], IDEAL_CELL["bytes"])), {})
+                      tuple(summary["stated"]["ideal"][f] for f in ("k", "delay_us", "bytes"))), {})
     summary["wrk_ideal_ratio"] = wrk_ideal.get("ideal_ratio")
     summary["wrk_ideal_spread"] = _runs(wrk_ideal, "ideal_ratio")
     summary["ideal_ratio"] = {s: c["ratio"] for s, c in summary["ideal_cell"].items()}
@@ -154,6 +159,20 @@ def summarize(records, results):
     summary["latency_cell"] = _latency_cell(summary)
     summary["checks"] = _checks(summary, records)
     return summary
+
+
+def _stated(results):
+    """The run's stated cells and checks (see STATED_BEFORE_CONTEXT)."""
+    text = (results.get("context") or {}).get("fan_out_stated")
+    if not text:
+        return STATED_BEFORE_CONTEXT
+    try:
+        stated = json.loads(text)
+        if isinstance(stated, dict) and all(isinstance(stated.get(key), dict) for key in ("ideal", "rate", "checks")):
+            return stated
+    except json.JSONDecodeError:
+        pass
+    raise res.ResultsError("results.json: context fan_out_stated is not the object concbench writes")
 
 
 def _cell(r, params):
@@ -270,13 +289,13 @@ def _select(summary, series, where):
 
 
 def _ideal(summary, series):
-    got = _select(summary, series, IDEAL_CELL)
+    got = _select(summary, series, summary["stated"]["ideal"])
     cell = got["cell"] or {}
     if got["cell"] and cell["ideal_ratio"] is None:
         got = dict(got, status="no_ratio", reason="no ideal_ratio counter")
     return {"ratio": cell.get("ideal_ratio"), "status": got["status"], "reason": got["reason"],
             "workers": cell.get("workers"), "in_flight_limit": cell.get("in_flight_limit"),
-            "ideal_ms": cell.get("ideal_ms"), "wall_ms": cell.get("wall_ms"),
+            "ideal_ms": cell.get("ideal_ms"), "own_ideal_ms": cell.get("own_ideal_ms"), "wall_ms": cell.get("wall_ms"),
             **_runs(cell, "ideal_ratio")}
 
 
@@ -291,11 +310,11 @@ def _rate_vs_wrk(summary, series):
         return dict(result, status="no_wrk", reason="wrk was not measured")
     ks = {c["k"] for c in _valid(summary, series) if _matches(c, where) and c["requests_per_s"]} & set(wrk)
     if not ks:
-        got = _select(summary, series, dict(where, k=WRK_K))  # why not at the K asked for, where known
+        got = _select(summary, series, dict(where, k=_rate_k(summary)))  # why not at the stated K, where known
         if got["status"] in ("measured", "not_run"):
             return dict(result, status="not_run", reason="no K measured by both at delay 0")
         return dict(result, status=got["status"], reason=got["reason"])
-    k = min(ks, key=lambda k: (abs(math.log(k / WRK_K)), -k))
+    k = min(ks, key=lambda k: (abs(math.log(k / _rate_k(summary))), -k))
     cell = _select(summary, series, dict(where, k=k))["cell"]
     rate = cell["requests_per_s"]
     return dict(result, ratio=rate / wrk[k], k=k, status="measured", requests_per_s=rate, wrk_requests_per_s=wrk[k],
@@ -327,10 +346,11 @@ def _groups(summary):
 
 
 def _latency_cell(summary):
-    """IDEAL_CELL where any series measured it, else the busiest delay-0 cell (largest K,
-    then N) at BASE settings."""
-    if any(_select(summary, s, IDEAL_CELL)["cell"] for s in summary["series"]):
-        where, reason = dict(IDEAL_CELL), "the headline cell"
+    """The stated ideal cell where any series measured it, else the busiest delay-0 cell
+    (largest K, then N) at BASE settings."""
+    ideal = summary["stated"]["ideal"]
+    if any(_select(summary, s, ideal)["cell"] for s in summary["series"]):
+        where, reason = dict(ideal), "the headline cell"
     else:
         zero = [c for s in summary["series"] for c in _valid(summary, s) if _matches(c, dict(BASE, delay_us=0))]
         if not zero:
@@ -346,9 +366,19 @@ def _latency_cell(summary):
     return {"where": where, "reason": reason, "series": points}
 
 
+def _rate_k(summary):
+    return summary["stated"]["rate"]["k"]
+
+
+def _checks_stated(summary):
+    """[(name, (series, summary key of its detail, limit, at_most))] of the run's checks."""
+    return [(name, (c["series"], CHECK_DETAILS[c["figure"]], c["limit"], c["at_most"]))
+            for name, c in summary["stated"]["checks"].items()]
+
+
 def _checks(summary, records):
     out = {}
-    for check, (series, detail, limit, at_most) in CHECKS.items():
+    for check, (series, detail, limit, at_most) in _checks_stated(summary):
         got = summary[detail].get(series) or {"ratio": None, "reason": "not run"}
         value = got["ratio"]
         held = None if value is None else (value <= limit if at_most else value >= limit)
@@ -370,7 +400,7 @@ def stated(summary):
         ideal = summary["ideal_cell"][series]
         if ideal["ratio"] is not None:
             out.append({"key": f"ideal_ratio/{series}", "unit": "×", "better": "lower",
-                        "label": f"{series}: wall time ÷ ideal, {_where_text(IDEAL_CELL)}",
+                        "label": f"{series}: wall time ÷ ideal, {_where_text(summary['stated']['ideal'])}",
                         "value": ideal["ratio"], "runs": ideal.get("values"), "workers": ideal["workers"]})
         rate = summary["rate_vs_wrk_cell"][series]
         if rate["ratio"] is not None:
@@ -389,11 +419,6 @@ def format_ms(ms):
 def _where_text(where):
     delay = where["delay_us"]
     return f"N={where['n']:g}, K={where['k']:g}, delay {format_us(delay) if delay else '0'}"
-
-
-def _nominal_ideal_ms(where):
-    """ceil(N / K) x delay: the ideal of a model that holds all K requests."""
-    return math.ceil(where["n"] / min(where["k"], where["n"])) * where["delay_us"] / 1e3
 
 
 def _with_workers(workers):
@@ -471,7 +496,7 @@ def _plot_ideal(summary, plots_dir):
         lines = _lines(summary, dict(BASE, delay_us=delay), "ideal_ratio")
         ns = sorted({n for _, _, n, _ in lines})
         _draw(ax, lines, ns)
-        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="ideal: ceil(N / in flight) × delay")
+        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="ideal: ceil(N / K) × delay")
         _k_axis(ax, sorted({k for *_, points in lines for k, _ in points}))
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(f"delay {format_us(delay)}" + (f", N={ns[0]:g}" if len(ns) == 1 else ""))
@@ -536,8 +561,8 @@ def _plot_latency(summary, plots_dir):
 def report(summary, plots):
     """Markdown section; plots are paths relative to the report (plots/x.png)."""
     intro = ("N requests to a local HTTP server that answers each after `delay_us`, at most K in flight. "
-             "The ideal wall time is ceil(N / in flight) × delay, where in flight is K or less if the model "
-             "cannot hold K (a thread pool doing blocking calls holds one per thread). At delay 0, requests "
+             "The ideal wall time is ceil(N / K) × delay (counter ideal_ms); a model that cannot hold K "
+             "(a thread pool doing blocking calls holds one per thread) cannot reach it. At delay 0, requests "
              "per second are compared with `wrk` driving the same server with K connections: the limit. "
              "Memory per in-flight request is the client's resident growth over the run divided by the "
              "requests it held in flight; CPU per request is the client's process CPU time over N.")
@@ -569,7 +594,7 @@ def answers(summary):
         ideal.append(f"wrk {summary['wrk_ideal_ratio']:.3g}×")
     if ideal:
         out.append(answer("Fan-out: how close to the ideal?", f"Wall time over the ideal at "
-                          f"{_where_text(IDEAL_CELL)}: {', '.join(ideal)}.", TITLE))
+                          f"{_where_text(summary['stated']['ideal'])}: {', '.join(ideal)}.", TITLE))
     rates = [f"{s} {c['ratio']:.3g}× (K={c['k']:g})" for s, c in summary["rate_vs_wrk_cell"].items()
              if c["ratio"] is not None]
     if rates:
@@ -583,7 +608,7 @@ def _status_cell(got):
 
 
 def _ideal_table(summary):
-    lines = [f"Wall time against the ideal at {_where_text(IDEAL_CELL)} (group:settled, 64 B bodies, "
+    lines = [f"Wall time against the ideal at {_where_text(summary['stated']['ideal'])} (group:settled, 64 B bodies, "
              "no failures), each series at its largest --workers:", "",
              "| series | workers | in flight | ideal | wall | wall / ideal |", "|---|---:|---:|---:|---:|---:|"]
     for series, c in summary["ideal_cell"].items():
@@ -594,7 +619,8 @@ def _ideal_table(summary):
                          f"{format_ms(c['ideal_ms'])} | {format_ms(c['wall_ms'])} | "
                          + ("–" if c["ratio"] is None else f"{c['ratio']:.3f}×{_range_text(c)}") + " |")
     if summary.get("wrk_ideal_ratio") is not None:
-        lines.append(f"| wrk (peer, {IDEAL_CELL['k']} connections for 2 s) | – | {IDEAL_CELL['k']} | – | – | "
+        k = summary["stated"]["ideal"]["k"]
+        lines.append(f"| wrk (peer, {k} connections for 2 s) | – | {k} | – | – | "
                      f"{summary['wrk_ideal_ratio']:.3f}×{_range_text(summary['wrk_ideal_spread'])} |")
     if any(c.get("repetitions", 1) > 1 for c in summary["ideal_cell"].values()):
         lines += ["", "With several runs of a cell, its figure is their median, and the runs' lowest and "
@@ -612,7 +638,7 @@ def _range_text(got, low_text=lambda v: f"{v:.3f}", high_text=lambda v: f"{v:.3f
 
 def _rate_table(summary):
     lines = [f"Requests per second at delay 0 (group:settled, 64 B bodies) against wrk with as many connections "
-             f"as K: K={WRK_K}, else the K closest to it that both measured:", "",
+             f"as K: K={_rate_k(summary)}, else the K closest to it that both measured:", "",
              "| series | workers | K | requests/s | wrk requests/s | vs wrk |", "|---|---:|---:|---:|---:|---:|"]
     for series, c in summary["rate_vs_wrk_cell"].items():
         if c["ratio"] is None:
@@ -680,28 +706,31 @@ def _missing_phrase(got):
 
 
 def _ideal_sentence(summary):
-    where, ideal = _where_text(IDEAL_CELL), format_ms(_nominal_ideal_ms(IDEAL_CELL))
+    stated = summary["stated"]["ideal"]
+    where = _where_text(stated)
+    # The ideal as concbench computed it (counter ideal_ms), from any series that ran the cell.
+    ideal = format_ms(next((c["ideal_ms"] for c in summary["ideal_cell"].values() if c.get("ideal_ms")), None))
     lead, parts, missing = None, [], []
     for series, c in summary["ideal_cell"].items():
         if c["status"] != "measured" or c["ratio"] is None:
             missing.append(f"{series} {_missing_phrase(c)}")
             continue
         held = ""
-        if c["in_flight_limit"] is not None and c["in_flight_limit"] < IDEAL_CELL["k"]:
-            own = dict(IDEAL_CELL, k=c["in_flight_limit"])
-            held = (f", holding only {c['in_flight_limit']:g} requests in flight (its own ideal "
-                    f"{format_ms(_nominal_ideal_ms(own))})")
+        if c["in_flight_limit"] is not None and c["in_flight_limit"] < stated["k"]:
+            held = f", holding only {c['in_flight_limit']:g} requests in flight"
+            if c.get("own_ideal_ms") is not None:
+                held += f" (its own ideal {format_ms(c['own_ideal_ms'])})"
         if lead is None:
             lead = f"{series} completes {where} in {c['ratio']:.3f}× the ideal {ideal}{_with_workers(c['workers'])}{held}"
         else:
             parts.append(f"{series} {c['ratio']:.3f}×{_with_workers(c['workers'])}{held}")
-    floor = ([f"wrk, driving the same server with {IDEAL_CELL['k']} connections, reaches "
+    floor = ([f"wrk, driving the same server with {stated['k']} connections, reaches "
               f"{summary['wrk_ideal_ratio']:.3f}× the ideal there: what this machine and server allow a "
               "lean client (requests that start together finish together, and each batch is "
               "served one request at a time on both sides)."]
              if summary.get("wrk_ideal_ratio") is not None else [])
     if lead is None:
-        return [f"No series completed {where} (ideal {ideal}): " + "; ".join(missing) + "."] + floor
+        return [f"No series completed {where}: " + "; ".join(missing) + "."] + floor
     return ["; ".join([lead] + parts + missing) + "."] + floor
 
 
@@ -715,7 +744,8 @@ def _rate_sentence(summary):
         if c["ratio"] is None:
             parts.append(f"{series} not compared ({c['reason']})")
             continue
-        at = f"K={c['k']:g}" + ("" if c["k"] == WRK_K else f", the closest to {WRK_K} measured by both")
+        wanted = _rate_k(summary)
+        at = f"K={c['k']:g}" + ("" if c["k"] == wanted else f", the closest to {wanted} measured by both")
         parts.append(f"{series} {c['ratio']:.2f}× at {at} ({format_rate(c['requests_per_s'])} against "
                      f"{format_rate(c['wrk_requests_per_s'])})")
     return [f"At delay 0, requests per second against wrk with as many connections: {'; '.join(parts)}."]
@@ -760,12 +790,12 @@ def _skipped_sentence(summary):
 
 def _checks_table(summary):
     rows = []
-    for name, (series, _, limit, at_most) in CHECKS.items():
+    for name, (series, _, limit, at_most) in _checks_stated(summary):
         check = summary["checks"][name]
         if at_most:
-            row = (f"{series} against the ideal", f"≤ {limit:g}× at {_where_text(IDEAL_CELL)}")
+            row = (f"{series} against the ideal", f"≤ {limit:g}× at {_where_text(summary['stated']['ideal'])}")
         else:
-            k = f"K={check['k']:g}" if check["k"] is not None else f"K={WRK_K} or the closest"
+            k = f"K={check['k']:g}" if check["k"] is not None else f"K={_rate_k(summary)} or the closest"
             row = (f"{series} against wrk", f"≥ {limit:g}× wrk's requests/s, same connections ({k})")
         measured = check["reason"] if check["held"] is None else f"{check['value']:.3f}×{_range_text(check)}"
         rows.append((*row, measured, check["held"]))
