@@ -49,7 +49,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from markdown import answer, checks_table, section
 from plotting import color_for, new_figure, plt, save
 import results as res
-from units import format_bytes, format_per_s as format_rate, format_us
+from units import format_bytes, format_per_s as format_rate, format_range_us, format_us
 
 NAME = "fan_out"
 WRK = "wrk"  # the peer's "model": wrk -t1 -c K against the same server, the rate limit
@@ -768,17 +768,27 @@ def _footprint_sentence(summary):
 
 
 def _group_sentences(summary):
-    out = []
-    for g in summary["groups"]:
-        settled, fail_fast = g["settled"], g["all"]
-        stopped = ("was not stopped by a failure" if fail_fast["cancel_us"] is None else
-                   f"stopped {format_us(fail_fast['cancel_us'])} after the first failure")
-        out.append(f"With fail {g['fail']:g} at {_where_text(g)}, group:all on {g['series']}{_with_workers(g['workers'])} "
-                   f"{stopped}: {_count(fail_fast['ok'])} ok, {_count(fail_fast['failed'])} failed, "
-                   f"{_count(fail_fast['cancelled'])} cancelled in {format_ms(fail_fast['wall_ms'])}, against "
-                   f"group:settled's {_count(settled['ok'])} ok and {_count(settled['failed'])} failed in "
-                   f"{format_ms(settled['wall_ms'])}.")
-    return out
+    """What the group table adds up to, in one sentence: how fast group:all stopped and how
+    much of the work it spared, across the series (the table gives each)."""
+    stopped = [g for g in summary["groups"] if g["all"]["cancel_us"] is not None]
+    if not stopped:
+        return []
+    cancel = [g["all"]["cancel_us"] for g in stopped]
+    spared = [g["all"]["cancelled"] / g["n"] for g in stopped if g["all"]["cancelled"] is not None and g["n"]]
+    walls = [g["all"]["wall_ms"] / g["settled"]["wall_ms"] for g in stopped
+             if g["settled"]["wall_ms"] and g["all"]["wall_ms"]]
+    text = (f"Failing fast (group:all, fail {stopped[0]['fail']:g}) stopped "
+            f"{format_range_us(min(cancel), max(cancel))} after the first failure")
+    if spared:
+        text += f", cancelling {_span([100 * v for v in spared], '{:.0f}')}% of the requests"
+    if walls:
+        text += f", in {_span(walls, '{:.2g}')}× group:settled's wall time"
+    return [text + " (the table gives each series)."]
+
+
+def _span(values, style):
+    low, high = style.format(min(values)), style.format(max(values))
+    return low if low == high else f"{low}–{high}"
 
 
 def _skipped_sentence(summary):
