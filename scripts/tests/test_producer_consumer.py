@@ -242,14 +242,10 @@ class ConclusionsTest(unittest.TestCase):
         self.summary = summarize(pc_results())
         self.text = "\n".join(pc.conclusions(self.summary))
 
-    def test_fastest_by_shape_and_q(self):
-        self.assertIn("Fastest model at 1x1, work_ns 0: Q=1 event_loop (3M/s, 1.50× fibers, the next); Q=64 fibers "
-                      "(24M/s, 1.20× fibers_mt, the next); Q=1024 fibers_mt with 2 workers (32M/s, 1.07× fibers, the "
-                      "next). The baselines there reach at best (any Q): moodycamel 4M/s and spsc_lockfree 16M/s.",
-                      self.text)
-        self.assertIn("Fastest model at 4x4, work_ns 0: Q=1 fibers (2M/s, 1.33× event_loop, the next); Q=64 fibers "
-                      "(24M/s, 2.40× fibers_mt, the next); Q=1024 fibers (30M/s, 1.88× fibers_mt, the next).",
-                      self.text)
+    def test_conclusions_leave_what_a_table_says_to_the_table(self):
+        for table_says in ("Fastest model at", "p99 latency (of the runs on schedule)", "fell behind",
+                           "With 1 µs of work per message", "with 2 workers against 1"):
+            self.assertNotIn(table_says, self.text)
 
     def test_reference_sentence(self):
         self.assertIn("thread_pool's parallel_pipeline (one serial input stage feeds the pool's threads; P and C are "
@@ -277,26 +273,6 @@ class ConclusionsTest(unittest.TestCase):
         self.assertIn("Producers' time blocked on a full buffer at work_ns 0, Q=1 → Q=1024 (range over the shapes): "
                       "event_loop 90% → 20%; fibers 90% → 20%; fibers_mt 90% → 20%; thread_pool 0% → 0%; "
                       "threads_queue 90% → 20%;", self.text)
-
-    def test_latency_sentences(self):
-        self.assertIn("At 1x1, Q=64, p99 latency (of the runs on schedule) is lowest for fibers (4.17 µs) and highest "
-                      "for moodycamel (33.3 µs).", self.text)
-        # moodycamel fell behind at 4x4: it is not the highest there.
-        self.assertIn("At 4x4, Q=64, p99 latency (of the runs on schedule) is lowest for fibers (4.17 µs) and highest "
-                      "for threads_queue (50 µs).", self.text)
-        self.assertIn("1 latency run fell behind its schedule (achieved < 0.9× the offered rate), so its latency "
-                      "counts the backlog more than the hand-off: moodycamel 4x4 Q=64 at 0.50×.", self.text)
-
-    def test_work_and_workers_sentences(self):
-        self.assertIn("With 1 µs of work per message at 1x1, Q=64: fibers 950k/s (0.95 CPUs of work); event_loop "
-                      "900k/s (0.90 CPUs of work); spsc_lockfree 100k/s (0.10 CPUs of work).", self.text)
-        self.assertIn("fibers_mt with 2 workers against 1, messages per second: 0.50× in each of 6 cells.", self.text)
-        self.assertIn("thread_pool with 2 workers against 1, messages per second: 0.50× in each of 6 cells."
-                      .replace("0.50×", "2.00×").replace("6 cells", "3 cells"), self.text)
-        summary = summarize(pc_results())
-        summary["workers_compare"][0]["ratio"] = 0.03
-        self.assertIn("fibers_mt with 2 workers against 1, messages per second: from 0.03× (1x1, Q=1) to 0.50× "
-                      "(1x1, Q=64), over 6 cells.", "\n".join(pc.conclusions(summary)))
 
     def test_checks_table(self):
         table = "\n".join(pc._checks_table(summarize(pc_results())))

@@ -110,10 +110,6 @@ def model_color(model):
     return _COLORS.get(model) or color_for(model)
 
 
-def _matches(point, where):
-    return all(point.get(field) == value for field, value in where.items())
-
-
 # ---------------------------------------------------------------- summary
 
 def summarize(records, results):
@@ -349,10 +345,6 @@ def _with_workers(workers):
 
 def _and(items):
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _behind_mark(cell):
-    return f" ⚠ fell behind ({cell['achieved_share']:.2f}×)" if cell and cell.get("fell_behind") else ""
 
 
 # ---------------------------------------------------------------- plots
@@ -724,29 +716,10 @@ def conclusions(summary):
     valid cell: the errors say all there is."""
     if not summary["cells"]:
         return []
-    return (_fastest_sentences(summary) + _reference_sentence(summary) + _spsc_sentence(summary)
-            + _q_sentence(summary) + _cpu_sentences(summary) + _backpressure_sentence(summary)
-            + _latency_sentences(summary) + _work_sentences(summary) + _workers_sentences(summary))
-
-
-def _fastest_sentences(summary):
-    out = []
-    for shape in summary["shapes"]:
-        parts = []
-        for q in summary["queues"]:
-            ranked = _ranked(summary, shape, q)
-            if not ranked:
-                continue
-            (rate, model), others = ranked[0], ranked[1:]
-            runner = f", {_ratio(rate / others[0][0])} {others[0][1]}, the next" if others and others[0][0] else ""
-            parts.append(f"Q={q:g} {model}{_with_workers(summary['workers'][model])} ({format_rate(rate)}{runner})")
-        if not parts:
-            continue
-        baselines = [f"{m} {format_rate(max(summary['msgs_per_s'][m][shape].values()))}"
-                     for m in BASELINES if shape in summary["msgs_per_s"].get(m, {})]
-        out.append(f"Fastest model at {shape}, work_ns 0: " + "; ".join(parts) + "."
-                   + (f" The baselines there reach at best (any Q): {_and(baselines)}." if baselines else ""))
-    return out
+    # The fastest per shape, the latencies, the runs that fell behind, work and workers each
+    # have their table; these say what no single table does.
+    return (_reference_sentence(summary) + _spsc_sentence(summary) + _q_sentence(summary)
+            + _cpu_sentences(summary) + _backpressure_sentence(summary))
 
 
 def _reference_sentence(summary):
@@ -851,68 +824,6 @@ def _backpressure_sentence(summary):
     head = (f"Producers' time blocked on a full buffer at work_ns 0, Q={low_q:g}" +
             (f" → Q={high_q:g}" if high_q != low_q else ""))
     return [f"{head} (range over the shapes): " + "; ".join(parts) + "."]
-
-
-def _latency_sentences(summary):
-    out = []
-    for shape in summary["shapes"]:
-        points = [(p["p99_us"], m) for m in summary["models"] for s, p in summary["latency"][m].items()
-                  if s == shape and p["p99_us"] is not None and not p["fell_behind"]]
-        if len(points) < 2:
-            continue
-        points.sort()
-        out.append(f"At {shape}, Q={LATENCY_Q}, p99 latency (of the runs on schedule) is lowest for {points[0][1]} "
-                   f"({format_us(points[0][0])}) and highest for {points[-1][1]} ({format_us(points[-1][0])}).")
-    behind = summary["fell_behind"]
-    if behind:
-        listed = [f"{f['model']} {f['shape']} Q={f['q']:g}" + (f" work_ns {f['work_ns']:g}" if f["work_ns"] else "")
-                  + (f" ({f['workers']:g} workers)" if f["workers"] > 1 else "") + f" at {f['achieved_share']:.2f}×"
-                  for f in behind]
-        their = "their" if len(behind) > 1 else "its"
-        out.append(f"{len(behind)} latency run{'s' if len(behind) > 1 else ''} fell behind {their} "
-                   f"schedule (achieved < {ON_SCHEDULE:g}× the offered rate), so {their} "
-                   "latency counts the backlog more than the hand-off: " + "; ".join(listed) + ".")
-    return out
-
-
-def _work_sentences(summary):
-    out = []
-    groups = {}
-    for w in summary["with_work"]:
-        groups.setdefault((w["work_ns"], w["shape"], w["q"]), []).append(w)
-    for (work_ns, shape, q), rows in groups.items():
-        rows = [w for w in rows if w["msgs_per_s"] is not None]
-        if not rows:
-            continue
-        parts = [f"{w['model']}{_with_workers(w['workers'])} {format_rate(w['msgs_per_s'])} "
-                 f"({w['work_cpus']:.2f} CPUs of work)" for w in sorted(rows, key=lambda w: -w["msgs_per_s"])]
-        out.append(f"With {format_us(work_ns / 1e3)} of work per message at {shape}, Q={q:g}: "
-                   + "; ".join(parts) + ".")
-    return out
-
-
-def _cell_text(w):
-    return f"{w['shape']}, Q={w['q']:g}" + (f", work_ns {w['work_ns']:g}" if w["work_ns"] else "")
-
-
-def _workers_sentences(summary):
-    out = []
-    by_model = {}
-    for w in summary["workers_compare"]:
-        if w["ratio"] is not None:
-            by_model.setdefault(w["model"], []).append(w)
-    for model, rows in by_model.items():
-        low = min(rows, key=lambda w: w["ratio"])
-        high = max(rows, key=lambda w: w["ratio"])
-        few, many = f"{low['low']:g}", f"{low['high']:g}"
-        head = f"{model} with {many} workers against {few}, messages per second"
-        if _ratio(low["ratio"]) == _ratio(high["ratio"]):
-            out.append(f"{head}: {_ratio(low['ratio'])} in each of {len(rows)} cells.")
-        else:
-            out.append(f"{head}: from {_ratio(low['ratio'])} ({_cell_text(low)}) to {_ratio(high['ratio'])} "
-                       f"({_cell_text(high)}), "
-                       f"over {len(rows)} cells.")
-    return out
 
 
 def _checks_table(summary):
