@@ -338,7 +338,7 @@ def main(argv=None):
     run_dir = args.out or new_run_dir(REPORTS_DIR, datetime.date.today().isoformat(),
                                       socket.gethostname().split(".")[0])
     run_dir.mkdir(parents=True, exist_ok=True)
-    res.write_json_atomic(run_dir / res.RESULTS_FILE, merged)
+    res.write_results(run_dir / res.RESULTS_FILE, merged)
     written = report.generate(run_dir)
     if args.out is None:
         point_latest(REPORTS_DIR, run_dir)

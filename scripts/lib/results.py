@@ -201,3 +201,13 @@ def write_atomic(path, text):
 
 def write_json_atomic(path, data):
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_results(path, data):
+    """results.json: the usual JSON, but one benchmark entry per line. Seven runs of each
+    blocking_stall cell make thousands of entries, which indented run to megabytes; a line
+    each keeps a run's file small and its diffs one line per entry."""
+    rest = {k: v for k, v in data.items() if k != "benchmarks"}
+    head = json.dumps(rest, indent=2)[:-2] + ",\n" if rest else "{\n"  # the object left open
+    entries = ",\n".join("    " + json.dumps(entry) for entry in data["benchmarks"])
+    write_atomic(path, head + '  "benchmarks": [\n' + entries + "\n  ]\n}\n")

@@ -70,6 +70,19 @@ class ReduceRunsTest(unittest.TestCase):
         self.assertNotIn("bytes_per_second", record)
 
 
+class WriteResultsTest(unittest.TestCase):
+    def test_one_entry_per_line_and_the_same_data(self):
+        path = Path(tempfile.mkdtemp()) / res.RESULTS_FILE
+        for data in ({"command": ["x"], "context": {"a": "1"}, "benchmarks": [{"name": "w/m", "v": 1.5}, {"name": "w/n"}]},
+                     {"benchmarks": [{"name": "w/m"}]}):
+            res.write_results(path, data)
+            text = path.read_text()
+            self.assertEqual(json.loads(text), data)
+            lines = [line.rstrip(",") for line in text.splitlines()]
+            for entry in data["benchmarks"]:
+                self.assertIn("    " + json.dumps(entry), lines)
+
+
 class LoadTest(unittest.TestCase):
     def setUp(self):
         self.dir = Path(tempfile.mkdtemp())
