@@ -81,6 +81,9 @@ class CommandLine(unittest.TestCase):
             ("--target=127.0.0.1:80", "--target must be http://HOST:PORT"),
             ("--target=http://localhost:80", "--target must be http://HOST:PORT"),
             ("--target=http://127.0.0.1:99999", "--target must be http://HOST:PORT"),
+            ("--benchmark_min_time=inf", "--benchmark_min_time must be a finite number of seconds above 0"),
+            ("--benchmark_min_time=nan", "--benchmark_min_time must be a finite number of seconds above 0"),
+            ("--benchmark_min_time=0", "--benchmark_min_time must be a finite number of seconds above 0"),
         ]:
             with self.subTest(flag=flag):
                 r = run(flag)

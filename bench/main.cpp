@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -150,6 +151,15 @@ int main(int argc, char** argv) {
     std::from_chars(text->data(), text->data() + text->size(), options.repetitions);
   options.interleaved =
       is_true(benchmark_flag(argc, argv, "--benchmark_enable_random_interleaving").value_or("false"));
+  // Google Benchmark takes "inf" (and never ends) or "nan"; a run must end.
+  if (auto text = benchmark_flag(argc, argv, "--benchmark_min_time")) {
+    double seconds = 0;
+    const auto parsed = std::from_chars(text->data(), text->data() + text->size(), seconds);
+    if (parsed.ec == std::errc() && !(std::isfinite(seconds) && seconds > 0)) {
+      std::cerr << "concbench: --benchmark_min_time must be a finite number of seconds above 0\n";
+      return 2;
+    }
+  }
   ErrorCountingReporter reporter(display_reporter(argc, argv));
   benchmark::Initialize(&argc, argv, print_own_help);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;

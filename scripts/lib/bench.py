@@ -4,6 +4,7 @@ the report (same code path as scripts/plot). Never measures anything itself."""
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 import shutil
@@ -45,8 +46,8 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0: {text!r}")
     return value
 
 
@@ -86,12 +87,39 @@ def parse_args(argv):
     parser.add_argument("--concbench", metavar="PATH", type=Path, default=DEFAULT_BINARY,
                         help="the benchmark binary (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.out is not None and (problem := out_problem(args.out)):
+        parser.error(f"--out {args.out}: {problem}")
     args.suite = args.suite or "default"
     min_time, repetitions = SUITES[args.suite]
     args.min_time = args.min_time or min_time
     args.repetitions = args.repetitions or repetitions
     args.workers = args.workers or default_workers(os.cpu_count() or 1)
     return args
+
+
+def out_problem(out):
+    """Why a run cannot be written to out (checked before anything runs), or None: it
+    must be a directory that is empty or holds an earlier run, or one that can be made.
+    Tried for real, since permissions alone do not tell (root, /proc, read-only mounts)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        return "exists and is not a directory"
+    if out.is_dir() and any(out.iterdir()) and not (out / res.RESULTS_FILE).is_file():
+        return "is a directory that holds other files (give an empty one or an earlier run's)"
+    created = []
+    try:
+        for path in [*reversed(out.parents), out]:
+            if not path.exists():
+                path.mkdir()
+                created.append(path)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        return f"cannot be written: {e.strerror or e}"
+    finally:
+        for path in reversed(created):
+            path.rmdir()
+    return None
 
 
 def concbench_flags(args, workers, first):

@@ -28,8 +28,27 @@ class ArgumentsTest(unittest.TestCase):
         self.assertRejected("--repetitions", "-1")
         self.assertRejected("--repetitions", "0")
         self.assertRejected("--min-time", "0")
+        self.assertRejected("--min-time", "inf")
+        self.assertRejected("--min-time", "nan")
         self.assertRejected("--quick", "--full")
         self.assertRejected("--bogus")
+
+    def test_out_checked_before_anything_runs(self):
+        tmp = Path(tempfile.mkdtemp())
+        (tmp / "file").write_text("x")
+        (tmp / "busy").mkdir()
+        (tmp / "busy" / "notes.txt").write_text("x")
+        self.assertRejected("--out", str(tmp / "file"))
+        self.assertRejected("--out", str(tmp / "busy"))
+        self.assertRejected("--out", "/proc/concbench-run")
+        self.assertIn("exists and is not a directory", bench.out_problem(tmp / "file"))
+        # An empty directory, an earlier run, or one to be made (and nothing left behind) are fine.
+        (tmp / "empty").mkdir()
+        (tmp / "earlier").mkdir()
+        (tmp / "earlier" / "results.json").write_text("{}")
+        for ok in (tmp / "empty", tmp / "earlier", tmp / "new" / "run"):
+            self.assertIsNone(bench.out_problem(ok), ok)
+        self.assertFalse((tmp / "new").exists())
 
     def test_suite_defaults_and_overrides(self):
         args = bench.parse_args(["--quick"])
