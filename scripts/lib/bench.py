@@ -83,7 +83,8 @@ def parse_args(argv):
                              "at least 7 times, 2 with --quick)")
     parser.add_argument("--min-time", metavar="S", type=_positive_float, help="seconds per benchmark")
     parser.add_argument("--out", metavar="DIR", type=Path,
-                        help="run directory (default: reports/runs/<date>-<host>; updates reports/latest)")
+                        help="run directory: new, empty, or an earlier run's (default: reports/runs/<date>-<host>; "
+                             "updates reports/latest)")
     parser.add_argument("--concbench", metavar="PATH", type=Path, default=DEFAULT_BINARY,
                         help="the benchmark binary (default: %(default)s)")
     args = parser.parse_args(argv)
