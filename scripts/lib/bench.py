@@ -8,6 +8,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +28,8 @@ SUITES = {"quick": (0.05, 1), "default": (0.1, 3), "full": (0.5, 5)}
 
 OPENSSL_CMD = ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-seconds", "1"]
 STDERR_TAIL_LINES = 20
+# How long a stopped concbench gets to exit before it is killed.
+STOP_GRACE_S = 10
 
 
 # ---------------------------------------------------------------- arguments
@@ -225,16 +228,38 @@ def list_benchmarks(binary, flags):
     return names, None
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived (Ctrl-C, timeout, CI): what finished is kept."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum, _frame):
+    raise Stopped(signum)
+
+
 def run_concbench(binary, flags, json_path, stderr_path, progress):
-    """Runs one concbench, printing progress to stderr; returns its exit status."""
+    """Runs one concbench, printing progress to stderr; returns its exit status. On
+    Stopped, passes the signal on to concbench, waits for it, and raises again."""
     cmd = [str(binary), *flags, f"--benchmark_out={json_path}",
            "--benchmark_out_format=json", "--benchmark_color=false"]
     with open(stderr_path, "w") as err, \
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1) as proc:
-        for line in proc.stdout:
-            message = progress.line(line)
-            if message:
-                print(message, file=sys.stderr, flush=True)
+        try:
+            for line in proc.stdout:
+                message = progress.line(line)
+                if message:
+                    print(message, file=sys.stderr, flush=True)
+        except Stopped as stop:
+            proc.send_signal(stop.signum)
+            try:
+                proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
     return proc.returncode
 
 
@@ -315,8 +340,22 @@ def point_latest(reports_dir, run_dir):
 
 
 def main(argv=None):
+    """Runs the suite; SIGINT and SIGTERM stop it, keep what finished (a partial run that
+    lists what is missing) and exit 128 + the signal, as a shell reports it."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(args, argv)
+    except Stopped as stop:
+        print(f"stopped by {stop} before any benchmark finished; nothing written", file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run(args, argv):
     if not args.concbench.is_file() or not os.access(args.concbench, os.X_OK):
         print(f"error: concbench binary not found at {args.concbench}; "
               f"build it with: cmake --preset release && cmake --build --preset release",
@@ -344,15 +383,20 @@ def main(argv=None):
     # Started after the openssl check so that the ETA reflects benchmarks only.
     progress = Progress([{name: repetitions_of(name, args.repetitions) for name in names}
                          for _, _, names in plan])
-    runs = []
+    runs, stopped = [], None
     with tempfile.TemporaryDirectory(prefix="concbench-") as tmp:
         for workers, flags, names in plan:
             print(f"concbench --workers={workers}: {len(names)} benchmarks", file=sys.stderr)
             progress.next_run()
             json_path, stderr_path = Path(tmp, f"w{workers}.json"), Path(tmp, f"w{workers}.err")
-            status = run_concbench(args.concbench, flags, json_path, stderr_path, progress)
+            try:
+                status = run_concbench(args.concbench, flags, json_path, stderr_path, progress)
+            except Stopped as stop:
+                stopped = stop
             run = load_run_json(json_path)
             runs.append(run)
+            if stopped:
+                break
             if status != 0 or run is None:
                 tail = stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
                 failures.append(f"concbench --workers={workers} exited with status {status}"
@@ -361,9 +405,15 @@ def main(argv=None):
                 print("\n".join("  " + line for line in tail), file=sys.stderr)
 
     if not any(runs):
+        if stopped:
+            raise stopped
         print("error: no results to write", file=sys.stderr)
         return 1
     merged = merge_runs(runs, args.workers, ["scripts/bench", *argv], peers)
+    if stopped:
+        finished = {res.base_name(b["name"]) for b in merged["benchmarks"]}
+        merged["missing"] = [n for _, _, names in plan for n in names if res.base_name(n) not in finished]
+        failures.append(f"stopped by {stopped}: {len(merged['missing'])} of {total} benchmarks missing")
     run_dir = args.out or new_run_dir(REPORTS_DIR, datetime.date.today().isoformat(),
                                       socket.gethostname().split(".")[0])
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -376,6 +426,8 @@ def main(argv=None):
     print(f"total time {format_duration(time.monotonic() - start)}", file=sys.stderr)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
+    if stopped:
+        return 128 + stopped.signum
     return 1 if failures else 0
 
 

@@ -11,6 +11,8 @@ from units import format_byte_rate, format_us
 from workloads import MODULES
 
 SUMMARY_FILE = "summary.json"
+# A stopped run's report names this many of the benchmarks it lacks, then counts the rest.
+MISSING_SHOWN = 10
 # The Answers at the top of the report, in the order a reader asks them: offloading
 # first, then CPU scaling, fan-out and hand-offs.
 ANSWER_ORDER = ("blocking_stall", "cpu_hash", "fan_out", "producer_consumer")
@@ -69,6 +71,12 @@ def _page(data, summaries, sections):
     lines = ["# concbench report", "",
              f"Date: {_get(context, 'date')}  ",
              f"Command: `{command or 'n/a'}`", ""]
+    missing = data.get("missing") or []
+    if missing:
+        shown = ", ".join(f"`{name}`" for name in missing[:MISSING_SHOWN])
+        more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        lines += [f"**This run was stopped before the end: {len(missing)} benchmarks did not run** "
+                  f"(results.json lists them under \"missing\"): {shown}{more}.", ""]
     answers = [line for name in ANSWER_ORDER if name in summaries for line in MODULES[name].answers(summaries[name])]
     if answers:
         lines += ["## Answers", "", "On this machine, in this run; each line links to its section.", ""]

@@ -1,17 +1,35 @@
 #!/usr/bin/env python3
 """Stands in for build/release/bench/concbench in tests: same flags, console
 lines and JSON shape, made-up numbers. FAKE_CONCBENCH_FAIL=<workers> makes that
-run report a failed verification and exit 1, as the real binary does."""
+run report a failed verification and exit 1, as the real binary does;
+FAKE_CONCBENCH_STOP_PARENT=<workers> makes it send SIGTERM to its parent midway."""
 
 import json
 import os
 import re
+import signal
 import sys
+import time
 
 SINGLE = ["serial", "event_loop", "fibers"]
 PARALLEL = [("fibers_mt", "none"), ("thread_pool", "none"),
             ("process_pool", "bytes"), ("process_pool", "seed")]
 BLOCKS = [1024, 16384]
+
+
+def stop_parent_midway(names, out):
+    """As `timeout` does to scripts/bench: two benchmarks finish (the JSON streamed so
+    far, its array still open), then SIGTERM reaches the parent while this one runs on."""
+    entries = [{"name": n, "run_name": n, "run_type": "iteration", "iterations": 5, "real_time": 100.0,
+                "cpu_time": 100.0, "time_unit": "us", "bytes_per_second": 1e8} for n in names[:2]]
+    with open(out, "w") as f:
+        f.write('{"context": {"workers": "1"}, "benchmarks": [\n' + ",\n".join(
+            "    " + json.dumps(e).replace(", ", ",\n      ")[:-1] + "\n    }" for e in entries))
+    for n in names[:2]:
+        print(f"{n}  100 us  100 us  5", flush=True)
+    os.kill(os.getppid(), signal.SIGTERM)
+    time.sleep(60)  # until the parent passes the signal on
+    sys.exit(3)
 
 
 def main():
@@ -29,6 +47,8 @@ def main():
         print("\n".join(names))
         return 0
     fail = os.environ.get("FAKE_CONCBENCH_FAIL") == str(workers)
+    if os.environ.get("FAKE_CONCBENCH_STOP_PARENT") == str(workers):
+        stop_parent_midway(names, flags["benchmark_out"])
     entries = []
     for i, name in enumerate(names):
         rate = 1e8 * (1 + i % 3)

@@ -2,6 +2,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import tempfile
 import unittest
 from pathlib import Path
@@ -179,6 +180,18 @@ class EndToEndTest(unittest.TestCase):
         self.assertEqual(data["peers"]["openssl_sha256_16k_bytes_per_s"], 2e8)
         self.assertIn("[22/22] ", err)
         self.assertTrue((out / "REPORT.md").is_file())
+
+    def test_sigterm_keeps_what_finished_and_lists_the_rest(self):
+        status, out, err = self.run_main(env={"FAKE_CONCBENCH_STOP_PARENT": "1"})
+        self.assertEqual(status, 128 + signal.SIGTERM, err)
+        self.assertNotIn("Traceback", err)
+        data = json.loads((out / "results.json").read_text())
+        self.assertEqual(len(data["benchmarks"]), 2)  # what finished before the signal
+        self.assertEqual(len(data["missing"]), 22 - 2)  # the rest, the workers=2 run included
+        report_head = (out / "REPORT.md").read_text().split("## Answers")[0].split("## Environment")[0]
+        self.assertIn("**This run was stopped before the end: 20 benchmarks did not run**", report_head)
+        self.assertIn("error: stopped by SIGTERM: 20 of 22 benchmarks missing", err)
+        self.assertEqual(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)  # handlers restored
 
     def test_failed_run_still_written_and_exit_nonzero(self):
         status, out, err = self.run_main(env={"FAKE_CONCBENCH_FAIL": "2"})
