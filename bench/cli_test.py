@@ -140,6 +140,25 @@ class FanOutServer(unittest.TestCase):
         self.assertTrue(found, "concbench never started its server")
         self.assertTrue(gone_within(found, 1), "the server outlived concbench")
 
+    def test_concbench_dies_with_its_parent(self):
+        # A parent that starts a long run, says its pid, and is then killed outright.
+        starter = subprocess.Popen(
+            ["python3", "-c", "import subprocess, sys, time; p = subprocess.Popen(sys.argv[1:], "
+             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid, flush=True); time.sleep(120)",
+             CONCBENCH, "--benchmark_min_time=60", "--benchmark_filter=^cpu_hash/serial/block_bytes:16384/"],
+            stdout=subprocess.PIPE, text=True)
+        pid = int(starter.stdout.readline())
+        try:
+            time.sleep(0.5)
+            self.assertTrue(os.path.exists(f"/proc/{pid}"), "concbench did not start")
+        finally:
+            starter.send_signal(signal.SIGKILL)
+            starter.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while "concbench" in _cmdline(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertNotIn("concbench", _cmdline(pid), "concbench outlived its parent")
+
     def test_the_child_server_dies_with_concbench(self):
         child, found = start_and_find_server(["--workers=1", LONG_FAN_OUT])
         try:

@@ -5,11 +5,13 @@
 #include "bench/flags.hpp"
 #include "bench/server_process.hpp"
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -143,6 +145,11 @@ class ErrorCountingReporter : public benchmark::BenchmarkReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Dies with whatever started it (scripts/bench, a test): a run nobody reads any more
+  // would otherwise go on at full CPU, and its server and pool with it.
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != parent) return 1;
   Options options = parse_own_flags(argc, argv);
   // Read before Initialize() consumes the flags. A malformed value is left to
   // Initialize(), which rejects it.
