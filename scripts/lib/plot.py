@@ -22,6 +22,9 @@ def main(argv=None):
     except (ValueError, KeyError, TypeError, AttributeError) as e:  # a results.json of an unexpected shape
         print(f"error: malformed results in {args.dir}: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"error: cannot write into {args.dir}: {e.strerror or e}: {e.filename or ''}", file=sys.stderr)
+        return 1
     print(f"wrote {written[-1]} ({len(written)} files)", file=sys.stderr)
     return 0
 

@@ -38,6 +38,15 @@ class PlotErrorsTest(unittest.TestCase):
         (self.dir / "results.json").write_text(json.dumps({"context": {}}))
         self.assertFailsClearly(run_plot(self.dir), '"benchmarks"')
 
+    def test_context_that_is_not_an_object(self):
+        (self.dir / "results.json").write_text(json.dumps({"context": [1], "benchmarks": []}))
+        self.assertFailsClearly(run_plot(self.dir), '"context" is not an object')
+
+    def test_plots_that_is_a_file(self):
+        (self.dir / "results.json").write_text(json.dumps(cpu_hash_results()))
+        (self.dir / "plots").write_text("x")
+        self.assertFailsClearly(run_plot(self.dir), "cannot write into")
+
     def test_no_argument_is_usage_error(self):
         self.assertEqual(run_plot().returncode, 2)
 
