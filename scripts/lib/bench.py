@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import report
 import results as res
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -343,6 +342,9 @@ def main(argv=None):
     """Runs the suite; SIGINT and SIGTERM stop it, keep what finished (a partial run that
     lists what is missing) and exit 128 + the signal, as a shell reports it."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--check-args"]:  # scripts/bench, before set-up and the build
+        parse_args(argv[1:])
+        return 0
     args = parse_args(argv)
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -418,6 +420,7 @@ def _run(args, argv):
                                       socket.gethostname().split(".")[0])
     run_dir.mkdir(parents=True, exist_ok=True)
     res.write_results(run_dir / res.RESULTS_FILE, merged)
+    import report  # here: --check-args runs before set-up has installed matplotlib
     written = report.generate(run_dir)
     if args.out is None:
         point_latest(REPORTS_DIR, run_dir)

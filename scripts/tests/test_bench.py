@@ -3,6 +3,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import tempfile
 import unittest
 from pathlib import Path
@@ -33,6 +34,12 @@ class ArgumentsTest(unittest.TestCase):
         self.assertRejected("--min-time", "nan")
         self.assertRejected("--quick", "--full")
         self.assertRejected("--bogus")
+
+    def test_scripts_bench_checks_arguments_before_set_up(self):
+        proc = subprocess.run([str(SCRIPTS / "bench"), "--workers", "0"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--workers", proc.stderr)
+        self.assertNotIn("configuring and building", proc.stderr)
 
     def test_out_checked_before_anything_runs(self):
         tmp = Path(tempfile.mkdtemp())
