@@ -262,6 +262,13 @@ def run_concbench(binary, flags, json_path, stderr_path, progress):
     return proc.returncode
 
 
+def describe_status(status):
+    """How a child ended, from its Popen return code (negative: the signal that killed it)."""
+    if status < 0:
+        return f"was killed by signal {-status} ({signal.Signals(-status).name})"
+    return f"exited with status {status}"
+
+
 def load_run_json(path):
     """concbench's JSON, or None. A run that died midway leaves the array open;
     the entries written before that are kept."""
@@ -401,7 +408,7 @@ def _run(args, argv):
                 break
             if status != 0 or run is None:
                 tail = stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
-                failures.append(f"concbench --workers={workers} exited with status {status}"
+                failures.append(f"concbench --workers={workers} {describe_status(status)}"
                                 + ("" if run else " and wrote no JSON"))
                 print(f"error: {failures[-1]}; its stderr ends with:", file=sys.stderr)
                 print("\n".join("  " + line for line in tail), file=sys.stderr)

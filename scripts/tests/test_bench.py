@@ -127,6 +127,10 @@ class ProgressTest(unittest.TestCase):
 
 
 class HelpersTest(unittest.TestCase):
+    def test_describe_status(self):
+        self.assertEqual(bench.describe_status(1), "exited with status 1")
+        self.assertEqual(bench.describe_status(-9), "was killed by signal 9 (SIGKILL)")
+
     def test_parse_openssl_speed(self):
         text = ("The 'numbers' are in 1000s of bytes per second processed.\n"
                 "type          16384 bytes\nsha256         1375584.26k\n")
