@@ -159,6 +159,31 @@ class FanOutServer(unittest.TestCase):
             time.sleep(0.05)
         self.assertNotIn("concbench", _cmdline(pid), "concbench outlived its parent")
 
+    def test_a_server_that_dies_is_started_again_once(self):
+        child = subprocess.Popen([CONCBENCH, "--suite=quick", "--workers=1", "--benchmark_filter=^fan_out/event_loop/"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        killed = set()
+        try:
+            for _ in range(2):  # the first server, then the one started in its place
+                deadline, found = time.monotonic() + 60, set()
+                while not found and time.monotonic() < deadline and child.poll() is None:
+                    found = servers_of(child.pid) - killed
+                    time.sleep(0.02)
+                self.assertTrue(found, "no server to kill")
+                for pid in found:
+                    os.kill(int(pid), signal.SIGKILL)
+                killed |= found
+            _, err = child.communicate(timeout=120)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        first, second = sorted(killed, key=int)
+        self.assertIn(f"concbench-server (pid {first}) died: signal 9 (Killed); starting it again", err)
+        self.assertIn(f"concbench-server (pid {second}) died: signal 9 (Killed) again; the remaining fan_out cells "
+                      "fail", err)
+        self.assertEqual(child.returncode, 1, err)
+
     def test_the_child_server_dies_with_concbench(self):
         child, found = start_and_find_server(["--workers=1", LONG_FAN_OUT])
         try:

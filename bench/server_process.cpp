@@ -11,7 +11,9 @@
 
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -83,8 +85,29 @@ ServerProcess::~ServerProcess() {
 }
 
 const fan_out::Target& ServerProcess::target() {
+  if (child_ > 0) check_child();
+  if (died_) throw std::runtime_error(*died_);
   if (!target_) start();
   return *target_;
+}
+
+void ServerProcess::check_child() {
+  int status = 0;
+  if (::waitpid(child_, &status, WNOHANG) != child_) return;
+  std::string death = "concbench-server (pid " + std::to_string(child_) + ") died: ";
+  if (WIFSIGNALED(status))
+    death += "signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
+  else
+    death += "exit status " + std::to_string(WEXITSTATUS(status));
+  child_ = -1;
+  target_.reset();
+  if (restarted_) {
+    died_ = death;
+    std::cerr << "concbench: " << death << " again; the remaining fan_out cells fail" << std::endl;
+    return;
+  }
+  restarted_ = true;
+  std::cerr << "concbench: " << death << "; starting it again" << std::endl;
 }
 
 std::string ServerProcess::description() const {
