@@ -29,6 +29,7 @@ void print_help() {
                "  --port=N               port to listen on, 0 for an ephemeral one (default: 0)\n"
                "  --threads=N            threads serving requests, 1 to 1024 (default: 1)\n"
                "  --idle-timeout-ms=N    close a connection idle or half-sent this long (default: 5000)\n"
+               "  --max-connections=N    connections served at once, 1 to 1000000; more are closed (default: 4096)\n"
                "  --help                 this text\n\n"
                "Once listening it prints 'concbench-server listening on ADDR:PORT'; SIGINT or SIGTERM stop it.\n";
 }
@@ -67,6 +68,10 @@ ServerOptions parse_flags(int argc, char** argv) {
       auto n = parse_number(*v, 1, 1024);
       if (!n) usage_error("--threads must be a whole number from 1 to 1024, not '" + std::string(*v) + "'");
       options.threads = static_cast<unsigned>(*n);
+    } else if (auto v = value_of("--max-connections")) {
+      const auto n = parse_number(*v, 1, 1000000);
+      if (!n) usage_error("--max-connections must be a whole number from 1 to 1000000, not '" + std::string(*v) + "'");
+      options.max_connections = static_cast<std::size_t>(*n);
     } else if (auto v = value_of("--idle-timeout-ms")) {
       auto n = parse_number(*v, 1, 3'600'000);
       if (!n) usage_error("--idle-timeout-ms must be a whole number from 1 to 3600000, not '" + std::string(*v) + "'");

@@ -167,6 +167,7 @@ class CommandLine(unittest.TestCase):
             ("--port=70000", "--port must be a whole number"),
             ("--threads=0", "--threads must be a whole number"),
             ("--idle-timeout-ms=soon", "--idle-timeout-ms must be a whole number"),
+            ("--max-connections=0", "--max-connections must be a whole number"),
             ("--bind=localhost:1", "--bind must be an IP address"),
             ("--port", "--port needs =VALUE"),
             ("--bogus", "unknown argument '--bogus'"),
@@ -181,6 +182,7 @@ class CommandLine(unittest.TestCase):
         r = subprocess.run([SERVER, "--help"], capture_output=True, text=True, timeout=TIMEOUT)
         self.assertEqual(r.returncode, 0)
         self.assertIn("--idle-timeout-ms=N", r.stdout)
+        self.assertIn("--max-connections=N", r.stdout)
 
     def test_port_in_use_exits_1(self):
         with Running() as server:

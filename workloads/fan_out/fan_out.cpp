@@ -69,8 +69,8 @@ bool draws_failure(std::uint64_t id, double fail) {
   return u < fail;
 }
 
-void fill_body(std::uint64_t id, std::span<char> out) {
-  const std::uint64_t seed = mix(id);
+void fill_body(std::uint64_t id, std::span<char> out, std::uint64_t first_byte) {
+  const std::uint64_t seed = mix(id) + first_byte / 8 * kGolden;
   const std::size_t words = out.size() / 8;
   for (std::size_t j = 0; j < words; ++j) {
     const std::uint64_t w = seed + j * kGolden;

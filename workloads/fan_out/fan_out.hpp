@@ -54,7 +54,8 @@ std::optional<WorkQuery> parse_work_target(std::string_view target);
 // Whether request `id` fails (HTTP 500) at probability `fail`: a fixed draw from id.
 bool draws_failure(std::uint64_t id, double fail);
 // The body of request `id`: `out.size()` bytes, a function of id and position only.
-void fill_body(std::uint64_t id, std::span<char> out);
+// `first_byte` (a multiple of 8) is where `out` starts in the body: a body can be filled in pieces.
+void fill_body(std::uint64_t id, std::span<char> out, std::uint64_t first_byte = 0);
 // A checksum of a body that changes with any byte, its position and the length.
 std::uint64_t body_checksum(std::span<const char> body);
 

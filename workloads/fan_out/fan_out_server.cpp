@@ -20,6 +20,8 @@
 #include <boost/beast/http/status.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <tuple>
 #include <charconv>
 #include <span>
 #include <stdexcept>
@@ -43,16 +45,19 @@ using namespace std::chrono_literals;
 
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr std::uint64_t kBodyLimit = 1024;  // moot with empty_body (any body is an error), but kept small
-// A connection keeps its response buffer for the next request, unless a large body
-// grew it: up to 64 MiB per keep-alive connection would stay held.
-constexpr std::size_t kKeptResponseCapacity = 1 << 20;
+// A body is written in pieces of at most this many bytes (a multiple of 8), so that a
+// connection holds no more than that however large its body and however slowly its
+// peer reads: ten peers that never read a 64 MiB body held 660 MB when bodies were
+// rendered whole.
+constexpr std::size_t kBodyPiece = 64 * 1024;
 
-// A response's head and body, written into `out` (whose capacity each connection
-// reuses): the status line and two or three fields are all there is to say.
-// Beast's serializer walks a chain of buffer views on every write, which took an
-// eighth of the server's time per request. Returns the body's bytes, to be filled.
+// A response's head and the first `body_bytes` of its body, written into `out`
+// (whose capacity each connection reuses): the status line and two or three fields
+// are all there is to say. Beast's serializer walks a chain of buffer views on every
+// write, which took an eighth of the server's time per request. Returns the body's
+// bytes in `out`, to be filled.
 std::span<char> render(std::string& out, http::status status, unsigned version, bool keep_alive,
-                       std::string_view content_type, std::size_t body_size) {
+                       std::string_view content_type, std::size_t body_size, std::size_t body_bytes) {
   const auto code = static_cast<unsigned>(status);
   char numbers[48];
   const auto code_end = std::to_chars(numbers, numbers + 3, code).ptr;
@@ -65,12 +70,12 @@ std::span<char> render(std::string& out, http::status status, unsigned version, 
   if (version != 10 && !keep_alive) out.append("\r\nConnection: close");
   out.append("\r\n\r\n");
   const std::size_t head = out.size();
-  out.resize(head + body_size);
-  return {out.data() + head, body_size};
+  out.resize(head + body_bytes);
+  return {out.data() + head, body_bytes};
 }
 
 void render_text(std::string& out, http::status status, unsigned version, bool keep_alive, std::string_view text) {
-  const auto body = render(out, status, version, keep_alive, "text/plain", text.size() + 1);
+  const auto body = render(out, status, version, keep_alive, "text/plain", text.size() + 1, text.size() + 1);
   std::copy(text.begin(), text.end(), body.begin());
   body.back() = '\n';
 }
@@ -84,26 +89,40 @@ void render_text(std::string& out, http::status status, unsigned version, bool k
 using Plain = asio::io_context::executor_type;
 using Strand = asio::strand<Plain>;
 
-// Renders the answer to a well-formed request into `out`, after its delay.
+// What is left of a body after `out`'s first piece: the request's id and its bytes.
+struct Rest {
+  std::uint64_t id = 0, from = 0, to = 0;
+};
+
+// Renders the answer to a well-formed request into `out`, after its delay: the whole
+// of it, or its head and first piece, with the rest of the body to write after.
 template <class Executor>
-asio::awaitable<void, Executor> answer(const Request& req, std::string& out) {
+asio::awaitable<Rest, Executor> answer(const Request& req, std::string& out) {
   const bool keep_alive = req.keep_alive();
-  if (req.method() != http::verb::get)
-    co_return render_text(out, http::status::bad_request, req.version(), keep_alive, "only GET is served");
+  if (req.method() != http::verb::get) {
+    render_text(out, http::status::bad_request, req.version(), keep_alive, "only GET is served");
+    co_return Rest{};
+  }
   const auto q = parse_work_target(std::string_view(req.target()));
-  if (!q)
-    co_return render_text(out, http::status::bad_request, req.version(), keep_alive,
-                          "expected /work?delay_us=D&bytes=B&fail=P&id=I, each key at most once and in range");
+  if (!q) {
+    render_text(out, http::status::bad_request, req.version(), keep_alive,
+                "expected /work?delay_us=D&bytes=B&fail=P&id=I, each key at most once and in range");
+    co_return Rest{};
+  }
   if (q->delay_us > 0) {
     // A timer, so that the requests that wait share the thread with those that run.
     auto executor = co_await asio::this_coro::executor;
     typename asio::steady_timer::rebind_executor<Executor>::other delay(executor, std::chrono::microseconds(q->delay_us));
     co_await delay.async_wait(asio::use_awaitable_t<Executor>());
   }
-  if (draws_failure(q->id, q->fail))
-    co_return render_text(out, http::status::internal_server_error, req.version(), keep_alive,
-                          "request " + std::to_string(q->id) + " drew a failure");
-  fill_body(q->id, render(out, http::status::ok, req.version(), keep_alive, "application/octet-stream", q->bytes));
+  if (draws_failure(q->id, q->fail)) {
+    render_text(out, http::status::internal_server_error, req.version(), keep_alive,
+                "request " + std::to_string(q->id) + " drew a failure");
+    co_return Rest{};
+  }
+  const std::size_t first = std::min<std::uint64_t>(q->bytes, kBodyPiece);
+  fill_body(q->id, render(out, http::status::ok, req.version(), keep_alive, "application/octet-stream", q->bytes, first));
+  co_return Rest{q->id, first, q->bytes};
 }
 
 // A parse error of the request itself, as opposed to a peer that left or went quiet.
@@ -112,9 +131,19 @@ bool is_malformed(const beast::error_code& ec) {
   return ec.category() == http_errors && ec != http::error::end_of_stream && ec != http::error::partial_message;
 }
 
+// Counts a connection from its session's start to its end, whichever way it ends.
+struct Counted {
+  std::atomic<std::size_t>& count;
+  explicit Counted(std::atomic<std::size_t>& c) : count(c) { ++count; }
+  ~Counted() { --count; }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+};
+
 template <class Executor>
 asio::awaitable<void, Executor> session(asio::basic_stream_socket<tcp, Executor> socket,
-                                        std::chrono::milliseconds idle_timeout) {
+                                        std::chrono::milliseconds idle_timeout, std::atomic<std::size_t>& connections) {
+  const Counted counted(connections);
   constexpr auto use_awaitable = asio::as_tuple(asio::use_awaitable_t<Executor>());
   // Bounds the wait for the next request and each part of it: an idle keep-alive
   // connection and a half-sent request are closed alike. One timer per connection
@@ -142,13 +171,18 @@ asio::awaitable<void, Executor> session(asio::basic_stream_socket<tcp, Executor>
       break;
     }
     const Request& req = parser.get();
-    co_await answer<Executor>(req, response);
+    Rest rest = co_await answer<Executor>(req, response);
     // A peer that does not take the response is as gone as an idle one; a large body
     // gets a microsecond a byte on top (1 MB/s, far below loopback's speed).
-    deadline.start(Clock::now() + idle_timeout + std::chrono::microseconds(response.size()));
-    const auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
+    deadline.start(Clock::now() + idle_timeout + std::chrono::microseconds(response.size() + rest.to - rest.from));
+    auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
+    while (!write_error && rest.from < rest.to) {
+      response.resize(std::min<std::uint64_t>(rest.to - rest.from, kBodyPiece));
+      fill_body(rest.id, response, rest.from);
+      rest.from += response.size();
+      std::tie(write_error, written) = co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
+    }
     deadline.stop();
-    if (response.capacity() > kKeptResponseCapacity) std::string().swap(response);
     if (write_error || !req.keep_alive()) break;
   }
   beast::error_code ignored;
@@ -165,7 +199,8 @@ Executor connection_executor(asio::io_context& context) {
 
 template <class Executor>
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, asio::io_context& context,
-                                  std::chrono::milliseconds idle_timeout) {
+                                  std::chrono::milliseconds idle_timeout, std::size_t max_connections,
+                                  std::atomic<std::size_t>& connections) {
   for (;;) {
     asio::basic_stream_socket<tcp, Executor> socket(connection_executor<Executor>(context));
     const auto [ec] = co_await acceptor.async_accept(socket, asio::as_tuple(asio::use_awaitable));
@@ -176,10 +211,15 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, asio::io_context& con
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
+    if (connections.load() >= max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);  // refused: past the cap, the peer sees its connection closed
+      continue;
+    }
     auto executor = socket.get_executor();
-    // Detached: a session that throws (no memory for a huge body) loses only its own
-    // connection, whose socket its frame closes.
-    asio::co_spawn(executor, session<Executor>(std::move(socket), idle_timeout), asio::detached);
+    // Detached: a session that throws loses only its own connection, whose socket its
+    // frame closes.
+    asio::co_spawn(executor, session<Executor>(std::move(socket), idle_timeout, connections), asio::detached);
   }
 }
 
@@ -211,9 +251,13 @@ Server::Server(const ServerOptions& options)
   check(ec);
   port_ = acceptor_->local_endpoint().port();
   if (options.threads == 1)
-    asio::co_spawn(*context_, accept_loop<Plain>(*acceptor_, *context_, options_.idle_timeout), asio::detached);
+    asio::co_spawn(*context_,
+                   accept_loop<Plain>(*acceptor_, *context_, options_.idle_timeout, options_.max_connections, connections_),
+                   asio::detached);
   else
-    asio::co_spawn(*context_, accept_loop<Strand>(*acceptor_, *context_, options_.idle_timeout), asio::detached);
+    asio::co_spawn(*context_,
+                   accept_loop<Strand>(*acceptor_, *context_, options_.idle_timeout, options_.max_connections, connections_),
+                   asio::detached);
 }
 
 Server::~Server() = default;

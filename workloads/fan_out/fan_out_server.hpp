@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -25,6 +26,9 @@ struct ServerOptions {
   std::uint16_t port = 0;  // 0: an ephemeral port
   unsigned threads = 1;    // threads running the server's io_context
   std::chrono::milliseconds idle_timeout{5000};  // idle keep-alive or half-sent request: closed after this
+  // Connections served at once; one past it is closed as soon as accepted. With bodies
+  // written a 64 KiB piece at a time, this bounds the server's memory for responses.
+  std::size_t max_connections = 4096;
 };
 
 class Server {
@@ -46,6 +50,7 @@ class Server {
   ServerOptions options_;
   std::uint16_t port_ = 0;
   std::mutex mutex_;  // stop() against run() tearing the context down
+  std::atomic<std::size_t> connections_{0};
   // Destroyed at the end of run(): that destroys every suspended session and so
   // closes its connection. The acceptor goes first; it belongs to the context.
   std::unique_ptr<boost::asio::io_context> context_;

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <deque>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <string>
@@ -275,6 +276,44 @@ TEST_F(ServerTest, GarbageClosesOnlyItsConnection) {
     EXPECT_EQ(res.result(), http::status::ok) << shown;
     EXPECT_EQ(res.body(), body_of(1, 9)) << shown;
   }
+}
+
+// The server's resident memory, in this process (the server runs on a thread here).
+std::size_t resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+TEST_F(ServerTest, BodiesAreWrittenInPiecesSoThatSlowReadersHoldLittle) {
+  // Bodies across piece boundaries arrive whole and right.
+  start();
+  Client client = connect();
+  for (std::size_t bytes : {65535, 65536, 65537, 3 * 65536 + 5}) {
+    const Response res = client.get(work_target({0, bytes, 0, 7}));
+    EXPECT_EQ(res.body(), body_of(7, bytes)) << bytes;
+  }
+  // Ten peers that ask for the largest body (64 MiB) and never read it: the server
+  // holds a piece each, where it once held the whole body (640 MiB in all).
+  const std::size_t before = resident_bytes();
+  std::deque<Client> readers;
+  for (std::uint64_t id = 0; id < 10; ++id) {
+    readers.emplace_back(server_->port());
+    ASSERT_FALSE(readers.back().send_get(work_target({0, kMaxBodyBytes, 0, id})));
+  }
+  std::this_thread::sleep_for(500ms);  // for the server to write what the sockets take
+  EXPECT_LT(resident_bytes(), before + 32 * (std::size_t{1} << 20));
+}
+
+TEST_F(ServerTest, ConnectionsPastTheCapAreClosed) {
+  start({.max_connections = 2});
+  Client first = connect(), second = connect();
+  EXPECT_EQ(first.get("/work?bytes=1").result(), http::status::ok);
+  EXPECT_EQ(second.get("/work?bytes=1").result(), http::status::ok);
+  Client third = connect();
+  EXPECT_TRUE(third.closed_by_server());
+  EXPECT_EQ(first.get("/work?bytes=1").result(), http::status::ok);  // the others go on
 }
 
 TEST_F(ServerTest, HalfSentRequestIsClosedAfterTheIdleTimeout) {
