@@ -159,6 +159,15 @@ def reduce_runs(benchmarks):
     return records
 
 
+def unusable_counters(entry, fields):
+    """'no ok/failed counter', 'failed is nan', ...: why these counters of an entry
+    cannot be used (absent, or not a finite number), or None where all can."""
+    absent = [f for f in fields if entry.get(f) is None]
+    odd = [f"{f} is {entry[f]}" for f in fields if entry.get(f) is not None and finite(entry[f]) is None]
+    parts = (["no " + "/".join(absent) + " counter"] if absent else []) + odd
+    return "; ".join(parts) or None
+
+
 def run_values(record, field):
     """The value of field in each repetition of a record (the chosen one alone where
     the repetitions were not kept); finite numbers only."""

@@ -328,6 +328,8 @@ class SummaryTest(unittest.TestCase):
 
     def test_missing_counters_reported(self):
         self.assertEqual(bs._count_problem({"scheduled": 1, "completed": 1}), "no failed counter")
+        self.assertEqual(bs._count_problem({"scheduled": 1, "completed": float("nan"), "failed": None}),
+                         "no failed counter; completed is nan")
         self.assertIn("1 more ended than were scheduled",
                       bs._count_problem({"scheduled": 1, "completed": 2, "failed": 0}))
         self.assertIsNone(bs._count_problem({"scheduled": 3.0, "completed": 2.0, "failed": 1.0}))

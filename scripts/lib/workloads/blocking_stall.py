@@ -483,10 +483,9 @@ def _count_mismatches(records, results):
 
 
 def _count_problem(entry):
+    if problem := res.unusable_counters(entry, COUNT_FIELDS):
+        return problem
     counts = {field: res.finite(entry.get(field)) for field in COUNT_FIELDS}
-    missing = [field for field, value in counts.items() if value is None]
-    if missing:
-        return "no " + "/".join(missing) + " counter"
     scheduled, completed, failed = (counts[f] for f in COUNT_FIELDS)
     if abs(scheduled - (completed + failed)) < COUNT_TOLERANCE:
         return None

@@ -221,11 +221,10 @@ def _count_mismatches(records, results):
 
 
 def _count_problem(entry, params):
-    counts = {f: res.finite(entry.get(f)) for f in COUNT_FIELDS}
     n = res.finite(entry.get("n")) or res.finite(params.get("n"))
-    missing = [f for f, v in counts.items() if v is None] + ([] if n is not None else ["n"])
-    if missing:
-        return "no " + "/".join(missing) + " counter"
+    if problem := res.unusable_counters(entry, COUNT_FIELDS + (() if n is not None else ("n",))):
+        return problem
+    counts = {f: res.finite(entry.get(f)) for f in COUNT_FIELDS}
     total = sum(counts.values())
     if abs(total - n) < COUNT_TOLERANCE:
         return None
