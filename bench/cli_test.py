@@ -6,6 +6,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import unittest
 
@@ -158,6 +160,27 @@ class FanOutServer(unittest.TestCase):
         while "concbench" in _cmdline(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertNotIn("concbench", _cmdline(pid), "concbench outlived its parent")
+
+    def test_timeout_term_on_a_run_leaves_nothing_running_and_a_partial_report(self):
+        out = tempfile.mkdtemp()
+        bench = os.path.join(os.path.dirname(__file__), "..", "scripts", "lib", "bench.py")
+        run = subprocess.Popen(["timeout", "-s", "TERM", "8", sys.executable, bench, "--concbench", CONCBENCH,
+                                "--quick", "--workers", "1", "--filter", "^(cpu_hash|blocking_stall)/", "--out", out],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        seen = set()
+        out_flag = "--benchmark_out=" + os.path.join(tempfile.gettempdir(), "concbench-")  # bench.py's temp files
+        while run.poll() is None:
+            found = subprocess.run(["pgrep", "-f", "--", out_flag], capture_output=True, text=True).stdout.split()
+            seen |= {pid for pid in found if CONCBENCH in _cmdline(pid)}
+            time.sleep(0.05)
+        _, err = run.communicate()
+        self.assertEqual(run.returncode, 124, err)  # timeout's own status after a TERM
+        self.assertTrue(seen, "concbench never ran")
+        time.sleep(0.5)
+        self.assertFalse([pid for pid in seen if CONCBENCH in _cmdline(pid)], "concbench outlived the run")
+        with open(os.path.join(out, "REPORT.md")) as f:
+            self.assertIn("This run was stopped before the end", f.read(2000))
+        self.assertIn("stopped by SIGTERM", err)
 
     def test_a_server_that_dies_is_started_again_once(self):
         child = subprocess.Popen([CONCBENCH, "--suite=quick", "--workers=1", "--benchmark_filter=^fan_out/event_loop/"],

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 from pathlib import Path
 from unittest import mock
@@ -36,10 +37,14 @@ class ArgumentsTest(unittest.TestCase):
         self.assertRejected("--bogus")
 
     def test_scripts_bench_checks_arguments_before_set_up(self):
-        proc = subprocess.run([str(SCRIPTS / "bench"), "--workers", "0"], capture_output=True, text=True, timeout=60)
-        self.assertEqual(proc.returncode, 2, proc.stderr)
-        self.assertIn("--workers", proc.stderr)
-        self.assertNotIn("configuring and building", proc.stderr)
+        for argv, message in ((["--workers", "0"], "--workers"), (["--min-time", "inf"], "finite"),
+                              (["--out", "/proc/concbench-run"], "cannot be written")):
+            began = time.monotonic()
+            proc = subprocess.run([str(SCRIPTS / "bench"), *argv], capture_output=True, text=True, timeout=60)
+            self.assertLess(time.monotonic() - began, 5, argv)
+            self.assertEqual(proc.returncode, 2, proc.stderr)
+            self.assertIn(message, proc.stderr)
+            self.assertNotIn("configuring and building", proc.stderr)
 
     def test_out_checked_before_anything_runs(self):
         tmp = Path(tempfile.mkdtemp())
