@@ -87,7 +87,15 @@ ServerProcess::~ServerProcess() {
 const fan_out::Target& ServerProcess::target() {
   if (child_ > 0) check_child();
   if (died_) throw std::runtime_error(*died_);
-  if (!target_) start();
+  if (!target_) {
+    try {
+      start();
+    } catch (const std::exception& e) {
+      // A replacement that does not come up is the second death: no third start.
+      if (restarted_) died_ = std::string("concbench-server did not come back after it died: ") + e.what();
+      throw;
+    }
+  }
   return *target_;
 }
 
