@@ -43,22 +43,17 @@ def main(argv=None):
                         help=f"where to write {COMPARE_FILE} and its plots (default: compare-A-vs-B)")
     args = parser.parse_args(argv)
     out = args.out or Path(f"compare-{Path(args.a).resolve().name}-vs-{Path(args.b).resolve().name}")
-    try:
+
+    def compare():
         runs = [load(args.a), load(args.b)]
         if out.exists() and not out.is_dir():
             raise res.ResultsError(f"--out {out} exists and is not a directory")
-        written = write(runs, out)
-    except res.ResultsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # a results.json of an unexpected shape
-        print(f"error: malformed results in {args.a} or {args.b}: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"error: cannot write {out}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    print(f"wrote {written[-1]} ({len(written)} files)", file=sys.stderr)
-    return 0
+        return write(runs, out)
+
+    status, written = res.run_for_user(compare, f"{args.a} or {args.b}", out)
+    if not status:
+        print(f"wrote {written[-1]} ({len(written)} files)", file=sys.stderr)
+    return status
 
 
 def load(run_dir):

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 import report
-from results import ResultsError
+from results import run_for_user
 
 
 def main(argv=None):
@@ -14,19 +14,10 @@ def main(argv=None):
         description="Regenerate summary.json, plots/ and REPORT.md from DIR/results.json.")
     parser.add_argument("dir", help="a run directory, e.g. reports/latest")
     args = parser.parse_args(argv)
-    try:
-        written = report.generate(args.dir)
-    except ResultsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # a results.json of an unexpected shape
-        print(f"error: malformed results in {args.dir}: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"error: cannot write into {args.dir}: {e.strerror or e}: {e.filename or ''}", file=sys.stderr)
-        return 1
-    print(f"wrote {written[-1]} ({len(written)} files)", file=sys.stderr)
-    return 0
+    status, written = run_for_user(lambda: report.generate(args.dir), args.dir, args.dir)
+    if not status:
+        print(f"wrote {written[-1]} ({len(written)} files)", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

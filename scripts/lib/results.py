@@ -6,6 +6,7 @@ import math
 import os
 import re
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,22 @@ _AGGREGATE_SUFFIX = re.compile(r"_(mean|median|stddev|cv)$")
 
 class ResultsError(Exception):
     """Results that cannot be used; the message is meant for the user as is."""
+
+
+def run_for_user(action, inputs, output):
+    """(0, action()) or, where it meets what a user can cause (unusable results, results
+    of an unexpected shape, a place that cannot be written), (1, None) after one
+    'error:' line on stderr: scripts give messages, never tracebacks."""
+    try:
+        return 0, action()
+    except ResultsError as e:
+        message = str(e)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        message = f"malformed results in {inputs}: {e}"
+    except OSError as e:
+        message = f"cannot write {output}: {e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
+    print(f"error: {message}", file=sys.stderr)
+    return 1, None
 
 
 def load(run_dir):

@@ -45,7 +45,7 @@ class PlotErrorsTest(unittest.TestCase):
     def test_plots_that_is_a_file(self):
         (self.dir / "results.json").write_text(json.dumps(cpu_hash_results()))
         (self.dir / "plots").write_text("x")
-        self.assertFailsClearly(run_plot(self.dir), "cannot write into")
+        self.assertFailsClearly(run_plot(self.dir), "cannot write")
 
     def test_no_argument_is_usage_error(self):
         self.assertEqual(run_plot().returncode, 2)
