@@ -173,6 +173,16 @@ std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second) {
 
 int repetitions(Suite suite) { return suite == Suite::quick ? 2 : 7; }
 
+bool peer_runs(Suite suite, const Params& p) {
+  switch (suite) {
+    case Suite::full: return true;
+    case Suite::quick: return p.kind == Kind::cpu && (p.work_us == 0 || p.work_us == 1000);
+    default: return p.work_us == 0 || p.work_us == 100 || p.work_us == 1000 || p.work_us == 10000;
+  }
+}
+
+int peer_repetitions(Suite suite) { return suite == Suite::standard ? 4 : repetitions(suite); }
+
 std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second) {
   // A pool of one thread serves every request on one thread, as event_loop does: it
   // answers nothing event_loop does not. With more, an inline call holds one worker
@@ -222,9 +232,13 @@ std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, d
 
 void finish(const Request& r, std::chrono::steady_clock::time_point start, std::optional<std::uint64_t> result,
             Outcome& o, Measurements& m) {
-  const auto latency = std::chrono::steady_clock::now() - (start + r.arrival);
-  (r.heavy ? m.heavy : m.light).record(latency);
   if (!r.heavy) note_this_thread(m.serving_threads);
+  record(r, std::chrono::steady_clock::now() - (start + r.arrival), result, o, m);
+}
+
+void record(const Request& r, std::chrono::nanoseconds latency, std::optional<std::uint64_t> result, Outcome& o,
+            Measurements& m) {
+  (r.heavy ? m.heavy : m.light).record(latency);
   if (!result) {
     ++o.failed;
     return;

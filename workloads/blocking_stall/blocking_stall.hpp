@@ -100,6 +100,10 @@ std::uint64_t heavy_reply(const Bytes& reply);
 void finish(const Request& r, std::chrono::steady_clock::time_point start, std::optional<std::uint64_t> result,
             Outcome& o, Measurements& m);
 
+// The same with a latency measured elsewhere (by a peer in another language).
+void record(const Request& r, std::chrono::nanoseconds latency, std::optional<std::uint64_t> result, Outcome& o,
+            Measurements& m);
+
 // Counts and checksum when every request completes.
 Outcome reference(const Params& p);
 
@@ -112,6 +116,12 @@ std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, d
 // ratio no longer ends on a pair that holds one hiccup of the machine (a spike in
 // one run of seven), so one spike cannot turn a win into no difference.
 int repetitions(Suite suite);
+// Whether a peer in another language (bench/peers.hpp) runs cell p, and how often.
+// Each of its runs starts a process, 0.1 to 0.5 s here, so outside --full they run
+// the floor and 100 µs, 1 ms and 10 ms, four times each (the fewest the rule takes),
+// to keep the default suite in its time.
+bool peer_runs(Suite suite, const Params& p);
+int peer_repetitions(Suite suite);
 
 // One function per model: event_loop, fibers (one thread), thread_pool.
 Outcome run_event_loop(Runtimes& runtimes, const Params& p, Measurements& m);

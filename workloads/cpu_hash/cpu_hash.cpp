@@ -28,7 +28,7 @@ constexpr std::uint64_t kSmallTaskBytes = std::uint64_t{128} << 10;
 constexpr std::uint64_t kLargeTaskBytes = std::uint64_t{1} << 20;
 constexpr std::uint64_t kMaxGrain = 4096;
 
-const std::vector<std::byte>& corpus() {
+const std::vector<std::byte>& corpus_bytes() {
   static const std::vector<std::byte> bytes = [] {
     std::vector<std::byte> out(kCorpusBytes);
     std::uint64_t state = 0x636f6e6362656e63;
@@ -74,10 +74,12 @@ std::string to_string(const Checksum& sum) {
   return out.append("}");
 }
 
+std::span<const std::byte> corpus() { return corpus_bytes(); }
+
 std::span<const std::byte> block(std::size_t block_bytes, std::uint64_t index) {
   if (block_bytes > kMaxBlockBytes) throw std::invalid_argument("cpu_hash: block_bytes above 1 MiB");
   const std::uint64_t window = kCorpusBytes - block_bytes + 1;
-  return {corpus().data() + (index * kOffsetStride) % window, block_bytes};
+  return {corpus_bytes().data() + (index * kOffsetStride) % window, block_bytes};
 }
 
 Checksum hash_block(std::span<const std::byte> bytes) {

@@ -52,7 +52,10 @@ inline constexpr std::size_t kMaxBlockBytes = std::size_t{1} << 20;
 
 // The kernel, written once. `block` gives block i's input bytes (valid for the life
 // of the process); `hash_block` hashes one; `hash_range` hashes blocks
-// [first, first + count) of the corpus.
+// [first, first + count) of the corpus. `corpus` is all of it: block i starts at
+// (i * 4099) % (corpus size - block_bytes + 1), which is all a peer in another
+// language needs to hash the same bytes (peers/README.md).
+std::span<const std::byte> corpus();
 std::span<const std::byte> block(std::size_t block_bytes, std::uint64_t index);
 Checksum hash_block(std::span<const std::byte> bytes);
 Checksum hash_range(std::size_t block_bytes, std::uint64_t first, std::uint64_t count);
