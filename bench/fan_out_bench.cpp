@@ -1,5 +1,7 @@
 #include "bench/harness.hpp"
+#include "bench/peers.hpp"
 #include "bench/server_process.hpp"
+#include "workloads/cpu_hash/cpu_hash.hpp"
 #include "workloads/fan_out/fan_out.hpp"
 
 #include <malloc.h>
@@ -25,6 +27,12 @@ std::string format_fail(double fail) {
   return out.str();
 }
 
+Keys cell_keys(const Params& p) {
+  return {{"group", std::string(group_name(p.group))}, {"n", std::to_string(p.n)},
+          {"k", std::to_string(p.k)},                  {"delay_us", std::to_string(p.delay_us)},
+          {"bytes", std::to_string(p.body_bytes)},     {"fail", format_fail(p.fail)}};
+}
+
 // /proc/self/status in bytes: VmRSS (resident now) or VmHWM (its peak).
 std::uint64_t status_bytes(std::string_view field) {
   std::ifstream status("/proc/self/status");
@@ -39,15 +47,6 @@ std::uint64_t status_bytes(std::string_view field) {
 void reset_peak_memory() {
   ::malloc_trim(0);
   std::ofstream("/proc/self/clear_refs") << "5";
-}
-
-std::string escape_json(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
 }
 
 // wrk: the peer whose requests per second are the limit line at delay 0. It runs
@@ -100,10 +99,92 @@ struct Record {
   Outcome outcome;
   std::chrono::duration<double> wall{};
   std::uint64_t rss_before = 0, peak_rss = 0;
+  bool peer = false;  // a peer's resident peak includes its interpreter: no bytes per request
 };
 
+const std::shared_ptr<const Expected>& expected_for(const Params& p) {
+  static std::map<Params, std::shared_ptr<const Expected>> cache;
+  auto& e = cache[p];
+  if (!e) e = std::make_shared<const Expected>(reference(p));
+  return e;
+}
+
+// What a peer reports of an ok body: the first 8 bytes of its SHA-256, in hex.
+std::string body_digest(std::uint64_t id, std::uint64_t bytes) {
+  std::vector<char> body(bytes);
+  fill_body(id, body);
+  const std::uint64_t lane = cpu_hash::hash_block(std::as_bytes(std::span(body))).digest_sum[0];
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.append({kHex[lane >> (8 * i + 4) & 0xf], kHex[lane >> (8 * i) & 0xf]});
+  return out;
+}
+
+const std::vector<std::string>& body_digests(const Params& p) {
+  static std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<std::string>> cache;  // (n, bytes)
+  auto& digests = cache[{p.n, p.body_bytes}];
+  for (std::uint64_t id = digests.size(); id < p.n; ++id) digests.push_back(body_digest(id, p.body_bytes));
+  return digests;
+}
+
+// One run of a peer client. Every request it reports is checked as the C++ clients
+// check a response (the status its id draws, the body by its digest) and ends once
+// in the tally; a request it never reports leaves the counts short of N.
+Outcome run_peer(const peers::Peer& peer, unsigned workers, const Target& target, const Expected& e, Record& r) {
+  const Params& p = e.p;
+  const std::vector<std::string>& digests = body_digests(p);
+  std::string prefix = work_target({p.delay_us, p.body_bytes, p.fail, 0});
+  prefix.resize(prefix.rfind('=') + 1);  // ...&id=
+  std::vector<std::string> env;
+  if (peer.goroutines) env.push_back("GOMAXPROCS=" + std::to_string(workers));
+  const auto reply = peers::run(peer,
+                                {"fan_out", "--host", target.host, "--port", std::to_string(target.port), "--target",
+                                 prefix, "--n", std::to_string(p.n), "--k", std::to_string(p.k), "--group",
+                                 std::string(group_name(p.group)), "--timeout-ms", std::to_string(p.timeout.count())},
+                                std::chrono::seconds(120), env);
+  r.peak_rss = reply.peak_rss_bytes;
+  Tally tally;
+  std::vector<bool> seen(p.n);
+  auto fail = [&peer](const std::string& line, const std::string& why) {
+    throw std::runtime_error("peer " + peer.name + ": " + why + ": " + line);
+  };
+  for (const std::string& line : reply.lines) {
+    const auto w = peers::words(line);
+    if (w.size() == 2 && (w[0] == "wall_ns" || w[0] == "cancel_ns")) {
+      const std::chrono::nanoseconds value(peers::parse_u64(w[1], line));
+      if (w[0] == "wall_ns") r.wall = value;
+      else r.measured.cancel = value;
+      continue;
+    }
+    if (w.size() != 6 || w[0] != "request") fail(line, "unexpected line");
+    const std::uint64_t id = peers::parse_u64(w[1], line);
+    if (id >= p.n || seen[id]) fail(line, "request unknown or ended twice");
+    seen[id] = true;
+    if (w[4] != "-") r.measured.latency.record(std::chrono::nanoseconds(peers::parse_u64(w[4], line)));
+    const std::uint64_t status = peers::parse_u64(w[3], line);
+    if (w[2] == "ok") {
+      if (status != 200 || w[5] != digests[id]) fail(line, "not the body the server sends for this id");
+      tally.end(id, Ending::ok, e.body_checksums[id]);
+    } else if (w[2] == "failed") {
+      if (status != 500 || !draws_failure(id, p.fail)) fail(line, "a failure the server does not send for this id");
+      tally.end(id, Ending::failed);
+    } else if (w[2] == "timed_out" || w[2] == "cancelled") {
+      tally.end(id, w[2] == "timed_out" ? Ending::timed_out : Ending::cancelled);
+    } else {
+      fail(line, "no such ending");
+    }
+  }
+  return tally.outcome();
+}
+
+// The cells a peer runs: the fail-fast pair, the stated cells but in --quick (10000
+// requests take Python and Node seconds), the whole grid in --full.
+bool peer_runs(Suite suite, const Params& p) {
+  return suite == Suite::full || p.fail > 0 || (suite == Suite::standard && is_stated(p));
+}
+
 void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_flight, Record& r, unsigned workers) {
-  r.peak_rss = status_bytes("VmHWM:");  // the peak since the reset before the loop
+  if (!r.peer) r.peak_rss = status_bytes("VmHWM:");  // the peak since the reset before the loop
   Percentiles q = r.measured.latency.percentiles();
   const double seconds = r.wall.count();
   const double ideal_s =
@@ -114,6 +195,7 @@ void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_fli
   c["k"] = p.k;
   c["in_flight_limit"] = static_cast<double>(in_flight);
   c["ideal_ms"] = ideal_s * 1e3;
+  c["wall_ms"] = seconds * 1e3;  // a peer's own, without its start-up (the cell's real time has it)
   // What a model that holds fewer than K can reach at best (ideal_ms where it holds K).
   c["own_ideal_ms"] = std::chrono::duration<double, std::milli>(ideal_time(p, in_flight)).count();
   if (ideal_s > 0) c["ideal_ratio"] = seconds / ideal_s;
@@ -129,8 +211,9 @@ void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_fli
   c["cancelled"] = static_cast<double>(r.outcome.cancelled);
   if (r.measured.cancel) c["cancel_us"] = std::chrono::duration<double, std::micro>(*r.measured.cancel).count();
   c["peak_rss_bytes"] = static_cast<double>(r.peak_rss);
-  c["bytes_per_in_flight"] =
-      static_cast<double>(r.peak_rss > r.rss_before ? r.peak_rss - r.rss_before : 0) / static_cast<double>(in_flight);
+  if (!r.peer)
+    c["bytes_per_in_flight"] =
+        static_cast<double>(r.peak_rss > r.rss_before ? r.peak_rss - r.rss_before : 0) / static_cast<double>(in_flight);
   c["workers"] = workers;
 }
 
@@ -154,12 +237,8 @@ void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess&
       if (model == Model::thread_pool) model_keys.push_back({"pool", std::string(pool_size_name(size))});
       for (const Params& p : sets) {
         Keys keys = model_keys;
-        keys.insert(keys.end(), {{"group", std::string(group_name(p.group))},
-                                 {"n", std::to_string(p.n)},
-                                 {"k", std::to_string(p.k)},
-                                 {"delay_us", std::to_string(p.delay_us)},
-                                 {"bytes", std::to_string(p.body_bytes)},
-                                 {"fail", format_fail(p.fail)}});
+        const Keys own = cell_keys(p);
+        keys.insert(keys.end(), own.begin(), own.end());
         const std::string name = benchmark_name("fan_out", model, keys, runtimes.threads(model));
         const std::uint64_t in_flight = in_flight_limit(model, size, runtimes.workers, p);
         if (const auto ideal = ideal_time(p, in_flight); ideal > kMaxIdealTime) {
@@ -176,9 +255,7 @@ void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess&
         // memory peak, so that none of it lands in the cell's time.
         auto expected = [p, record, &server] {
           server.target();
-          static std::map<Params, std::shared_ptr<const Expected>> cache;
-          auto& e = cache[p];
-          if (!e) e = std::make_shared<const Expected>(reference(p));
+          const auto& e = expected_for(p);
           record->expected = e;
           record->measured = {};
           record->measured.latency.reserve(p.n);
@@ -235,6 +312,42 @@ void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess&
         });
         peer->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);  // 2 s each, like one cell
         if (connections != 100) peer->Repetitions(1);  // repeated beside the stated cells, at K=100
+      }
+    }
+  }
+  if (!options.parallel_only) {
+    for (const peers::Peer& peer : peers::all()) {
+      if (!peer.missing.empty()) continue;
+      // Python and Node serve every request on one thread; Go on --workers (GOMAXPROCS).
+      const unsigned workers = peer.goroutines ? runtimes.workers : 1;
+      for (const Params& p : sets) {
+        if (!peer_runs(options.suite, p)) continue;
+        const std::string name = benchmark_name("fan_out", peer.model(), cell_keys(p), workers);
+        if (ideal_time(p, p.k) > kMaxIdealTime) {
+          skip(name, "ideal above " + std::to_string(kMaxIdealTime.count()) + " s");
+          continue;
+        }
+        auto record = std::make_shared<Record>();
+        record->peer = true;
+        auto expected = [p, record, &server] {
+          server.target();
+          record->expected = expected_for(p);
+          body_digests(p);
+          record->measured = {};
+          return *record->expected;
+        };
+        auto run_once = [&peer, &server, workers, record] {
+          record->outcome = run_peer(peer, workers, server.target(), *record->expected, *record);
+          return record->outcome;
+        };
+        auto* cell = register_verified(name, run_once, expected,
+                                       [p, record, workers](benchmark::State& state) {
+                                         add_counters(state, p, p.k, *record, workers);
+                                       })
+                         ->Iterations(1);
+        // A peer's run of 10000 requests takes seconds (Python and Node), so outside
+        // --full its stated cells run once, to keep the default suite in its time.
+        if (!is_stated(p) || options.suite != Suite::full) cell->Repetitions(1);
       }
     }
   }

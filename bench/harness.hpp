@@ -45,6 +45,20 @@ inline std::string benchmark_name(std::string_view workload, Model model, const 
   return benchmark_name(workload, model_name(model), keys, threads);
 }
 
+// text as the inside of a JSON string.
+inline std::string escape_json(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += c == '\n' ? "\\n" : " ";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 // A result is right if it equals the reference, or, for a workload whose correct
 // results may differ between runs (fan_out's fail-fast groups), if its own
 // matches(got, want) says so.

@@ -2,6 +2,7 @@
 // Benchmark, verifies every result, and records the machine's context.
 #include "bench/context.hpp"
 #include "bench/harness.hpp"
+#include "bench/peers.hpp"
 #include "bench/flags.hpp"
 #include "bench/server_process.hpp"
 
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   add_context(options, calibration ? &*calibration : nullptr);
+  if (!listing && !options.parallel_only) benchmark::AddCustomContext("peers", peers::context_json());
 
   register_cpu_hash(runtimes, options);
   // Listing does not calibrate; names do not depend on the speed.
