@@ -3,6 +3,7 @@
 The page frame (environment, calibration) lives here; each workload's numbers,
 plots and conclusions come from its module in workloads/."""
 
+import json
 import shlex
 from pathlib import Path
 
@@ -129,7 +130,33 @@ def _calibration(data):
          "`openssl speed -evp sha256 -bytes 16384`: the reference implementation on this machine"),
         ("concbench / openssl", _fmt(sha / openssl if sha and openssl else None, "×"),
          "near 1 means the kernel is as fast as OpenSSL's, so speedups are against an honest baseline"),
-    ]
+    ] + _peer_rows(context, sha)
+
+
+# What each peer's own SHA-256 is, in the words of the calibration table.
+PEER_HASHES = {"asyncio": "hashlib", "go": "crypto/sha256", "node": "node:crypto"}
+
+
+def _peer_rows(context, sha):
+    """A calibration row per peer: its language's SHA-256 on 16 KiB blocks against the
+    kernel's (it sizes the peer's kind:cpu work), or why the peer did not run."""
+    try:
+        peers = json.loads(context.get("peers") or "{}")
+    except json.JSONDecodeError:
+        raise res.ResultsError("results.json: context peers is not the JSON object concbench writes") from None
+    rows = []
+    for name, peer in peers.items():
+        label = f"SHA-256 in {name} ({PEER_HASHES.get(name, 'its own')}), 16 KiB"
+        if peer.get("missing"):
+            rows.append((f"peer {name}", "not run", peer["missing"]))
+        elif peer.get("sha256_error"):
+            rows.append((label, "failed", peer["sha256_error"]))
+        else:
+            rate = _float(peer.get("sha256_16k_bytes_per_s"))
+            ratio = f"{rate / sha:.2f}× concbench's kernel" if rate and sha else "no kernel figure to compare"
+            rows.append((label, format_byte_rate(rate), f"{peer.get('version', '')}: {ratio}; the peer's kind:cpu "
+                         "work is sized by it"))
+    return rows
 
 
 def _unreported_section(unreported):

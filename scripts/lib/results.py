@@ -92,6 +92,14 @@ def _number(text):
 RUN_SETTINGS = {"iterations", "repeats", "min_time", "min_warmup_time", "threads"}
 
 
+# The same workloads in other languages (peers/), driven by concbench like wrk.
+PEER_MODELS = ("peer_asyncio", "peer_go", "peer_node")
+
+
+def is_peer(model):
+    return model.startswith("peer_")
+
+
 def rank_in(order):
     """A sort key: names in `order` first, in that order, then the others by name."""
     return lambda name: (order.index(name), "") if name in order else (len(order), name)

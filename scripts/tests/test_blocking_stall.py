@@ -650,3 +650,46 @@ class OutputTest(ReportOutput, unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PeerTest(unittest.TestCase):
+    """Peers sit in the same series as the C++ models; Go, with no offload, has its
+    own table and answer; the checks on concbench's pools leave peers out."""
+
+    def setUp(self):
+        data = stall_results()
+        data["benchmarks"] += (
+            sweep("peer_asyncio", "cpu", "inline", (50, 52, 150, 1100, 11000, 110000))
+            + sweep("peer_asyncio", "cpu", "processes", (900, 900, 900, 900, 900, 900))
+            # Go: one P stalls like a loop; two keep light requests near the floor.
+            + sweep("peer_go", "cpu", "inline", (50, 60, 150, 1100, 11000, 110000), workers=1)
+            + sweep("peer_go", "cpu", "inline", (50, 50, 55, 60, 70, 75), workers=2))
+        self.summary = summarize(data)
+
+    def test_peers_follow_the_cpp_models(self):
+        self.assertEqual(list(self.summary["series"]),
+                         ["event_loop", "fibers", "thread_pool", "peer_asyncio", "peer_go"])
+
+    def test_a_peers_break_even_uses_the_same_rule(self):
+        found = self.summary["break_even"]["peer_asyncio"]["cpu"]["processes"]
+        self.assertEqual(found["from_us"], 10000)
+        self.assertEqual(self.summary["break_even"]["peer_go"]["cpu"]["threads"]["status"], "missing")
+
+    def test_asyncio_answers_beside_the_event_loop_and_go_by_its_rise(self):
+        lines = bs.answers(self.summary)
+        models = [line for line in lines if "When does offloading from" in line]
+        self.assertIn("the event loop", models[0])
+        self.assertIn("Python asyncio", models[1])
+        go = next(line for line in lines if "Go" in line)
+        self.assertIn("CPU work (100 ms): 1.5× with GOMAXPROCS=2, 2.2e+03× with GOMAXPROCS=1", go)
+
+    def test_go_table_has_a_row_per_gomaxprocs(self):
+        table = "\n".join(bs._go_table(self.summary))
+        self.assertIn("| cpu | 1 | 50 µs | 50 µs | 60 µs |", table)
+        self.assertIn("| cpu | 2 | 50 µs | 50 µs | 50 µs |", table)
+        self.assertNotIn("peer_go", "\n".join(bs._break_even_table(self.summary)))
+
+    def test_checks_leave_peers_out(self):
+        checks = self.summary["checks"]
+        self.assertNotIn("peer_asyncio", checks["offload_cost_vs_rtt"])
+        self.assertNotIn("peer_go", checks["stall_visible"])

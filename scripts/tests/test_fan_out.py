@@ -481,3 +481,27 @@ class OutputTest(ReportOutput, unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PeerTest(unittest.TestCase):
+    """A peer's cells: after the C++ models, timed by the wall it reported (its real
+    time holds its start-up), with no client CPU or memory per request of concbench's."""
+
+    def setUp(self):
+        self.data = fan_results()
+        peer = fan_entry("peer_asyncio", 10000, 100, 10000, wall_ms=9000.0, wall_ms_counter=None)
+        del peer["wall_ms_counter"], peer["bytes_per_in_flight"]
+        peer.update(wall_ms=6000.0, ideal_ratio=6.0)
+        self.data["benchmarks"].append(peer)
+        self.summary = summarize(self.data)
+
+    def test_after_the_cpp_models_with_their_own_wall(self):
+        self.assertEqual(self.summary["series"][-1], "peer_asyncio")
+        cell = self.summary["cells"]["peer_asyncio"][0]
+        self.assertEqual((cell["wall_ms"], cell["cpu_ms"], cell["cpu_us_per_request"]), (6000.0, None, None))
+        self.assertEqual(self.summary["ideal_cell"]["peer_asyncio"]["ratio"], 6.0)
+
+    def test_in_the_tables_and_answers(self):
+        text = fo.report(self.summary, [])
+        self.assertIn("| peer_asyncio | 1 | 100 | 1 s | 6 s | 6.000× |", text)
+        self.assertIn("peer_asyncio 6×", "\n".join(fo.answers(self.summary)))

@@ -110,3 +110,25 @@ class LoadTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PeerCalibrationTest(unittest.TestCase):
+    """The report's Calibration table: each peer's SHA-256 against the kernel's, or
+    why the peer did not run; a context entry concbench did not write is an error."""
+
+    def rows(self, peers):
+        import report
+        return report._peer_rows({"peers": json.dumps(peers) if not isinstance(peers, str) else peers}, 1e9)
+
+    def test_rate_missing_and_failed(self):
+        rows = self.rows({"go": {"version": "go1.19", "sha256_16k_bytes_per_s": 2e8},
+                          "node": {"missing": "needs node: the Debian package nodejs"},
+                          "asyncio": {"version": "Python 3.11", "sha256_error": "its sum differs"}})
+        self.assertEqual(rows[0][:2], ("SHA-256 in go (crypto/sha256), 16 KiB", "200 MB/s"))
+        self.assertIn("0.20× concbench's kernel", rows[0][2])
+        self.assertEqual(rows[1], ("peer node", "not run", "needs node: the Debian package nodejs"))
+        self.assertEqual(rows[2][1:], ("failed", "its sum differs"))
+
+    def test_malformed_context_is_an_error(self):
+        with self.assertRaises(res.ResultsError):
+            self.rows("{not json")

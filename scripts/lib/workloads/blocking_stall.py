@@ -53,7 +53,13 @@ INLINE = "inline"
 TARGETS = ("threads", "processes")
 OFFLOAD_ORDER = (INLINE,) + TARGETS
 KIND_ORDER = ("cpu", "sleep")
-MODEL_ORDER = ("event_loop", "fibers", "thread_pool")
+MODEL_ORDER = ("event_loop", "fibers", "thread_pool", *res.PEER_MODELS)
+# The Answers put each language's loop beside the C++ event loop's.
+ANSWER_ORDER = ("event_loop", "peer_asyncio", "peer_node", "fibers", "thread_pool")
+# Go runs each request as a goroutine: no loop, no offload; its cells run once with
+# GOMAXPROCS=1 and once with --workers (the workers key), and what it answers is how
+# far light p99 rises above its floor.
+GO = "peer_go"
 # The offload cost headline uses CPU work, the cleaner measure of the hand-off alone.
 HEADLINE_KIND = "cpu"
 # Inline with no work: heavy requests that cost what light ones do. Its light p99 is
@@ -160,7 +166,9 @@ KIND_MARKERS = {"cpu": "o", "sleep": "s"}
 
 # How the sentences name things.
 MODEL_PHRASES = {"event_loop": "the event loop", "fibers": "fibers on one thread",
-                 "thread_pool": "thread-pool tasks"}
+                 "thread_pool": "thread-pool tasks",
+                 "peer_asyncio": "Python asyncio (to_thread, ProcessPoolExecutor)",
+                 "peer_node": "Node (worker_threads)"}
 KIND_PHRASES = {"cpu": "CPU work", "sleep": "a blocking call"}
 TARGET_PHRASES = {"threads": "a thread pool", "processes": "a process pool"}
 
@@ -500,6 +508,8 @@ def _checks(summary):
     calibration = summary["calibration"]
     stall, sleep, cost = {}, {}, {}
     for model, by_kind in summary["series"].items():
+        if res.is_peer(model):  # the checks hold concbench's own pools to its calibration
+            continue
         for kind, by_offload in by_kind.items():
             if INLINE in by_offload and model in ONE_THREAD_MODELS:
                 stall.setdefault(model, {})[kind] = _stall_visible(by_offload)
@@ -790,8 +800,13 @@ def report(summary, plots):
              "interval beside a break-even holds every size the data allow to be it. The offload cost is "
              "heavy p50 offloaded minus inline where the work is smallest (the sizes below "
              f"{COST_SIZES_SPAN:g}× the smallest, pooled), with its interval.")
-    tables = ([_break_even_table(summary), _verdict_table(summary), _p99_table(summary), _wait_table(summary),
-               _checks_table(summary)] if summary["series"] else [])
+    if any(res.is_peer(model) for model in summary["series"]):
+        intro += (" The peer_ rows are the same schedule served by programs in other languages (peers/), "
+                  "each request checked like the C++ models'; their kind:cpu work is sized by their own "
+                  "SHA-256 (see Calibration), so that `work_us` takes as long in every language, and they "
+                  "run fewer sizes outside `--full`.")
+    tables = ([_break_even_table(summary), _verdict_table(summary), _p99_table(summary), _go_table(summary),
+               _wait_table(summary), _checks_table(summary)] if summary["series"] else [])
     errors = [f"`{e['name']}`: {e['message']}" for e in summary["errors"]]
     errors += [f"`{m['name']}`" + (f" (repetition {m['repetition']})" if m["repetition"] is not None else "")
                + f": {m['message']}" for m in summary["count_mismatches"]]
@@ -802,7 +817,8 @@ def answers(summary):
     """The Answers lines of the report: where offloading pays off, per model, and
     what one offload costs."""
     out = []
-    for model, by_kind in summary["break_even"].items():
+    for model in sorted(summary["break_even"], key=res.rank_in(ANSWER_ORDER)):
+        by_kind = summary["break_even"][model]
         parts = []
         for kind, by_target in by_kind.items():
             found = [f"to {t} {'from ' if f['from_us'] is not None else ''}{_break_even_text(f)}"
@@ -822,7 +838,52 @@ def answers(summary):
     if costs:
         out.append(answer("What does one offload cost?", "; ".join(costs) + f" on a heavy request's p50 "
                           f"(kind:{HEADLINE_KIND}, the smallest work).", TITLE))
+    go = _go_rises(summary)
+    if go:
+        out.append(answer("And Go, with a goroutine per request?", "Light p99 over its floor at the largest work, "
+                          + "; ".join(go) + ".", TITLE))
     return out
+
+
+def _go_rises(summary):
+    """'CPU work (10 ms): 1.2× with GOMAXPROCS=2, 40× with GOMAXPROCS=1', per kind: how
+    far Go's light p99 rises over its own floor (same GOMAXPROCS) at the largest work."""
+    out = []
+    for kind, by_offload in summary["series"].get(GO, {}).items():
+        by_rate = by_offload.get(INLINE, {})
+        if not by_rate:
+            continue
+        rate = min(by_rate, key=_num_key)
+        parts, largest = [], None
+        for workers in sorted(by_rate[rate], key=_num_key, reverse=True):
+            points = by_rate[rate][workers]
+            floor = res.finite((points.get(str(FLOOR_WORK_US)) or {}).get("light_p99_us"))
+            works = [w for w in points if _num(w) != FLOOR_WORK_US and res.finite(points[w].get("light_p99_us"))]
+            if floor and works:
+                largest = max(works, key=_num_key)
+                parts.append(f"{points[largest]['light_p99_us'] / floor:.3g}× with GOMAXPROCS={_num(workers):g}")
+        if parts:
+            out.append(f"{KIND_PHRASES.get(kind, kind)} ({format_us(_num(largest))}): " + ", ".join(parts))
+    return out
+
+
+def _go_table(summary):
+    """Go's light p99 at each size, per kind and GOMAXPROCS (the workers key)."""
+    by_kind = summary["series"].get(GO)
+    if not by_kind:
+        return []
+    sizes = summary["work_sizes"]
+    lines = ["Go runs every request as a goroutine: no loop to stall and nothing to offload to. Its light "
+             "p99 (median of the runs) with one P and with one per worker, against its own floor:", ""]
+    lines += _sizes_header(sizes, "kind | GOMAXPROCS")
+    for kind, by_offload in by_kind.items():
+        by_rate = by_offload.get(INLINE, {})
+        for rate in sorted(by_rate, key=_num_key)[:1]:
+            for workers, points in sorted(by_rate[rate].items(), key=lambda item: _num_key(item[0])):
+                cells = [format_us(v) if (v := res.finite((points.get(str(s)) or {}).get("light_p99_us")))
+                         is not None else "–" for s in sizes]
+                lines.append(f"| {kind} | {_num(workers):g} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _break_even_text(found):
@@ -861,6 +922,8 @@ def _break_even_table(summary):
     for model, by_kind in summary["break_even"].items():
         for kind, by_target in by_kind.items():
             found = [by_target[t] for t in TARGETS]
+            if all(f["status"] == "missing" for f in found):  # Go: nothing to offload to
+                continue
             basis = next((f for f in found if f["rate"] is not None), None)
             rate = f"{basis['rate']:g}/s" if basis else "–"
             workers = f"{basis['workers']:g}" if basis else "–"

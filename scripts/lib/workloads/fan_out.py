@@ -82,7 +82,7 @@ POINT_FIELDS = ("in_flight_limit", "ideal_ms", "own_ideal_ms", "ideal_ratio", "r
 
 POOL = "thread_pool pool:workers"
 PER_REQUEST = "thread_pool pool:per_request"
-SERIES_ORDER = ("serial", "event_loop", "fibers", "fibers_mt", POOL, PER_REQUEST)
+SERIES_ORDER = ("serial", "event_loop", "fibers", "fibers_mt", POOL, PER_REQUEST, *res.PEER_MODELS)
 
 # The latency plot's y axis is -log10(1 - q): p50 at 0.3, p90 at 1, p99 at 2, p99.9 at 3.
 # q = 1 has no place on it, so the max sits one decade further, labelled as such.
@@ -178,8 +178,11 @@ def _stated(results):
 def _cell(r, params):
     n = res.finite(r.get("n")) or params.get("n")
     real, cpu = r.get("real_time_ns"), r.get("cpu_time_ns")
+    if res.is_peer(r["model"]):
+        cpu = None  # concbench's process time, not the peer's
+    wall = res.finite(r.get("wall_ms"))  # the client's own; before it was counted, the cell's real time
     return {"name": r["name"], **{f: params.get(f) for f in KEY_FIELDS}, "workers": params.get("workers", 1),
-            "wall_ms": real / 1e6 if real is not None else None,
+            "wall_ms": wall if wall is not None else real / 1e6 if real is not None else None,
             "cpu_ms": cpu / 1e6 if cpu is not None else None,
             "cpu_us_per_request": cpu / n / 1e3 if cpu is not None and n else None,
             **{f: res.finite(r.get(f)) for f in POINT_FIELDS}, **_spread(r)}
