@@ -125,6 +125,17 @@ Outcome run_peer(const peers::Peer& peer, const Params& p, unsigned workers, Mea
   return outcome;  // a request never reported is missing from the counts, which the reference catches
 }
 
+// Whether a peer runs p's kind and offload: in --full every offload it has; else
+// where its language's guidance sends that kind (and inline beside it, and Go, whose
+// goroutines are its answer to both kinds).
+bool peer_offloads(const peers::Peer& peer, const Params& p, Suite suite) {
+  const std::string& guidance = p.kind == Kind::cpu ? peer.cpu_guidance : peer.sleep_guidance;
+  if (p.offload == Offload::inline_call) return peer.goroutines || suite == Suite::full || !guidance.empty();
+  const std::string offload(offload_name(p.offload));
+  if (suite != Suite::full) return offload == guidance;
+  return std::find(peer.offloads.begin(), peer.offloads.end(), offload) != peer.offloads.end();
+}
+
 }  // namespace
 
 void register_blocking_stall(Runtimes& runtimes, const Options& options, double sha256_bytes_per_second) {
@@ -157,11 +168,7 @@ void register_blocking_stall(Runtimes& runtimes, const Options& options, double 
     for (unsigned workers : procs)
       for (const Params& p :
            parameter_sets(options.suite, Model::event_loop, runtimes.workers, peer.sha256_bytes_per_s)) {
-        // Processes are asyncio's answer to CPU work; for a blocking call, in --full only.
-        const bool processes_ok = peer.processes && (p.kind == Kind::cpu || options.suite == Suite::full);
-        const bool offload_ok = p.offload == Offload::inline_call ||
-                                (!peer.goroutines && (p.offload == Offload::threads || processes_ok));
-        if (!offload_ok || !peer_runs(options.suite, p)) continue;
+        if (!peer_offloads(peer, p, options.suite) || !peer_runs(options.suite, p)) continue;
         auto record = std::make_shared<Record>();
         register_cell(cell_name(peer.model(), p, workers),
                       std::max(options.repetitions, peer_repetitions(options.suite)), p, workers, record,

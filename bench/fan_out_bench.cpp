@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 namespace concbench {
@@ -318,8 +319,8 @@ void register_fan_out(Runtimes& runtimes, const Options& options, ServerProcess&
   if (!options.parallel_only) {
     for (const peers::Peer& peer : peers::all()) {
       if (!peer.missing.empty()) continue;
-      // Python and Node serve every request on one thread; Go on --workers (GOMAXPROCS).
-      const unsigned workers = peer.goroutines ? runtimes.workers : 1;
+      // Python and Node serve every request on one thread; Go on every core (its default GOMAXPROCS).
+      const unsigned workers = peer.goroutines ? std::max(1u, std::thread::hardware_concurrency()) : 1;
       for (const Params& p : sets) {
         if (!peer_runs(options.suite, p)) continue;
         const std::string name = benchmark_name("fan_out", peer.model(), cell_keys(p), workers);

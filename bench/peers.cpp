@@ -168,12 +168,16 @@ const std::vector<Peer>& all() {
     Peer asyncio, go, node;
     asyncio.name = "asyncio";
     asyncio.command = {"/usr/bin/python3", dir + "/python/main.py"};
-    asyncio.processes = true;
+    asyncio.offloads = {"threads", "processes"};
+    asyncio.cpu_guidance = "processes";  // ProcessPoolExecutor for CPU-bound work,
+    asyncio.sleep_guidance = "threads";  // asyncio.to_thread for blocking calls
     go.name = "go";
     go.command = {own_dir() + "/concbench-peer-go"};
     go.goroutines = true;
     node.name = "node";
     node.command = {"node", dir + "/node/main.mjs"};
+    node.offloads = {"threads"};
+    node.cpu_guidance = "threads";  // worker_threads for CPU work; Node code has no blocking calls to offload
     return std::vector<Peer>{
         discover(asyncio, "needs /usr/bin/python3 with aiohttp: the Debian package python3-aiohttp"),
         discover(go, "needs the Debian package golang-go when concbench is built"),

@@ -15,7 +15,10 @@ struct Peer {
   std::string version;               // what it said it is
   std::string missing;               // why it cannot run here; empty when it can
   bool goroutines = false;           // Go: no loop to offload from; runs once per GOMAXPROCS
-  bool processes = false;            // blocking_stall can offload to processes
+  // blocking_stall's offload targets ("threads", "processes"): all it has (--full), and
+  // where its language's guidance sends CPU work and a blocking call (empty: nowhere).
+  std::vector<std::string> offloads;
+  std::string cpu_guidance, sleep_guidance;
   // Its language's SHA-256 on 16 KiB blocks, checked against concbench's kernel: what
   // sizes its kind:cpu work, so that work_us means as long in every language.
   double sha256_bytes_per_s = 0;
