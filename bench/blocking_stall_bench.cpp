@@ -35,6 +35,13 @@ Outcome expected(const Params& p) {
   return cache.emplace(p, reference(p)).first->second;
 }
 
+// A peer's results are checked one by one: a sum alone would let two swapped pass.
+const std::vector<std::uint64_t>& expected_results(const Params& p) {
+  static std::map<Params, std::vector<std::uint64_t>> cache;
+  if (auto it = cache.find(p); it != cache.end()) return it->second;
+  return cache.emplace(p, results(p)).first->second;
+}
+
 void add_counters(benchmark::State& state, const Params& p, Record& record, unsigned workers) {
   auto add = [&state](const std::string& prefix, LatencyRecorder& recorder) {
     Percentiles q = recorder.percentiles();
@@ -89,37 +96,41 @@ void register_cell(const std::string& name, int runs, const Params& p, unsigned 
 Outcome run_peer(const peers::Peer& peer, const Params& p, unsigned workers, Measurements& m,
                  std::chrono::duration<double>& wall) {
   const std::vector<Request> requests = schedule(p);
+  const std::vector<std::uint64_t>& want = expected_results(p);
   std::string text;
   for (const Request& r : requests) text += std::to_string(r.arrival.count()) + (r.heavy ? " 1\n" : " 0\n");
   const peers::TempFile schedule_file(text);
-  std::vector<std::string> env;
-  if (peer.goroutines) env.push_back("GOMAXPROCS=" + std::to_string(workers));
   const auto reply = peers::run(peer,
                                 {"blocking_stall", "--schedule", schedule_file.path(), "--corpus", peers::corpus_file(),
                                  "--kind", std::string(kind_name(p.kind)), "--offload",
                                  std::string(offload_name(p.offload)), "--work-us", std::to_string(p.work_us),
                                  "--cpu-bytes", std::to_string(p.cpu_bytes), "--workers", std::to_string(workers)},
-                                std::chrono::ceil<std::chrono::seconds>(std::chrono::seconds(60) + 10 * p.duration), env);
+                                std::chrono::ceil<std::chrono::seconds>(std::chrono::seconds(60) + 10 * p.duration),
+                                workers);
   Outcome outcome;
-  std::vector<bool> seen(requests.size());
+  peers::Ids seen(peer, requests.size());
   std::chrono::nanoseconds last_end{0};
+  std::size_t stalls = 0;
   for (const std::string& line : reply.lines) {
     const auto w = peers::words(line);
     if (w.size() == 2 && w[0] == "stall") {
       m.stall.record(std::chrono::nanoseconds(peers::parse_u64(w[1], line)));
+      ++stalls;
       continue;
     }
-    if (w.size() != 4 || w[0] != "request") throw std::runtime_error("peer " + peer.name + ": unexpected line: " + line);
-    const std::uint64_t id = peers::parse_u64(w[1], line);
-    if (id >= requests.size() || seen[id])
-      throw std::runtime_error("peer " + peer.name + ": request " + w[1] + " unknown or ended twice");
-    seen[id] = true;
+    if (w.size() != 4 || w[0] != "request") peers::bad_line(peer, line, "unexpected line");
+    const std::uint64_t id = seen.end(peers::parse_u64(w[1], line), line);
     const std::chrono::nanoseconds latency(peers::parse_u64(w[2], line));
     std::optional<std::uint64_t> result;
     if (w[3] != "failed") result = peers::parse_u64(w[3], line);
+    if (result && *result != want[id]) peers::bad_line(peer, line, "not what this request computes");
     record(requests[id], latency, result, outcome, m);
     last_end = std::max(last_end, requests[id].arrival + latency);
   }
+  const auto heavy = static_cast<std::size_t>(std::count_if(requests.begin(), requests.end(), [](auto& r) { return r.heavy; }));
+  if (stalls != (p.offload == Offload::inline_call ? heavy : 0))
+    throw std::runtime_error("peer " + peer.name + ": " + std::to_string(stalls) + " stall lines for " +
+                             std::to_string(heavy) + " heavy requests " + std::string(offload_name(p.offload)));
   // From the start of the schedule to the last request's end: the peer's own start-up is not the run.
   wall = last_end;
   return outcome;  // a request never reported is missing from the counts, which the reference catches

@@ -136,52 +136,53 @@ Outcome run_peer(const peers::Peer& peer, unsigned workers, const Target& target
   const std::vector<std::string>& digests = body_digests(p);
   std::string prefix = work_target({p.delay_us, p.body_bytes, p.fail, 0});
   prefix.resize(prefix.rfind('=') + 1);  // ...&id=
-  std::vector<std::string> env;
-  if (peer.goroutines) env.push_back("GOMAXPROCS=" + std::to_string(workers));
   const auto reply = peers::run(peer,
                                 {"fan_out", "--host", target.host, "--port", std::to_string(target.port), "--target",
                                  prefix, "--n", std::to_string(p.n), "--k", std::to_string(p.k), "--group",
                                  std::string(group_name(p.group)), "--timeout-ms", std::to_string(p.timeout.count())},
-                                std::chrono::seconds(120), env);
+                                std::chrono::seconds(120), workers);
   r.peak_rss = reply.peak_rss_bytes;
+  r.wall = {};
+  r.measured.cancel.reset();
   Tally tally;
-  std::vector<bool> seen(p.n);
-  auto fail = [&peer](const std::string& line, const std::string& why) {
-    throw std::runtime_error("peer " + peer.name + ": " + why + ": " + line);
-  };
+  peers::Ids seen(peer, p.n);
+  bool have_wall = false;
   for (const std::string& line : reply.lines) {
     const auto w = peers::words(line);
     if (w.size() == 2 && (w[0] == "wall_ns" || w[0] == "cancel_ns")) {
       const std::chrono::nanoseconds value(peers::parse_u64(w[1], line));
-      if (w[0] == "wall_ns") r.wall = value;
-      else r.measured.cancel = value;
+      if (w[0] == "cancel_ns") {
+        r.measured.cancel = value;
+      } else if (!have_wall) {
+        have_wall = true;
+        r.wall = value;
+      } else {
+        peers::bad_line(peer, line, "a second wall_ns");
+      }
       continue;
     }
-    if (w.size() != 6 || w[0] != "request") fail(line, "unexpected line");
-    const std::uint64_t id = peers::parse_u64(w[1], line);
-    if (id >= p.n || seen[id]) fail(line, "request unknown or ended twice");
-    seen[id] = true;
+    if (w.size() != 6 || w[0] != "request") peers::bad_line(peer, line, "unexpected line");
+    const std::uint64_t id = seen.end(peers::parse_u64(w[1], line), line);
+    const std::string& ending = w[2];
     if (w[4] != "-") r.measured.latency.record(std::chrono::nanoseconds(peers::parse_u64(w[4], line)));
+    else if (ending != "cancelled") peers::bad_line(peer, line, "a request that ran has a latency");
     const std::uint64_t status = peers::parse_u64(w[3], line);
-    if (w[2] == "ok") {
-      if (status != 200 || w[5] != digests[id]) fail(line, "not the body the server sends for this id");
+    // What the server sends this id: 500 where it draws a failure, else 200 and its body.
+    const bool fails = draws_failure(id, p.fail);
+    if (ending == "ok") {
+      if (fails || status != 200 || w[5] != digests[id]) peers::bad_line(peer, line, "not what the server sends this id");
       tally.end(id, Ending::ok, e.body_checksums[id]);
-    } else if (w[2] == "failed") {
-      if (status != 500 || !draws_failure(id, p.fail)) fail(line, "a failure the server does not send for this id");
+    } else if (ending == "failed") {
+      if (!fails || status != 500) peers::bad_line(peer, line, "not what the server sends this id");
       tally.end(id, Ending::failed);
-    } else if (w[2] == "timed_out" || w[2] == "cancelled") {
-      tally.end(id, w[2] == "timed_out" ? Ending::timed_out : Ending::cancelled);
+    } else if (ending == "timed_out" || ending == "cancelled") {
+      tally.end(id, ending == "timed_out" ? Ending::timed_out : Ending::cancelled);
     } else {
-      fail(line, "no such ending");
+      peers::bad_line(peer, line, "no such ending");
     }
   }
+  if (!have_wall) throw std::runtime_error("peer " + peer.name + ": no wall_ns in its reply");
   return tally.outcome();
-}
-
-// The cells a peer runs: the fail-fast pair, the stated cells but in --quick (10000
-// requests take Python and Node seconds), the whole grid in --full.
-bool peer_runs(Suite suite, const Params& p) {
-  return suite == Suite::full || p.fail > 0 || (suite == Suite::standard && is_stated(p));
 }
 
 void add_counters(benchmark::State& state, const Params& p, std::uint64_t in_flight, Record& r, unsigned workers) {

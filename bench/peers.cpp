@@ -61,7 +61,14 @@ Child spawn(const std::vector<std::string>& args, const std::vector<std::string>
   std::vector<char*> argv, envp;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  // Ours win over inherited ones of the same name (a runtime reads the first).
+  auto overridden = [&env](std::string_view entry) {
+    for (const auto& e : env)
+      if (entry.substr(0, entry.find('=') + 1) == e.substr(0, e.find('=') + 1)) return true;
+    return false;
+  };
+  for (char** e = environ; *e; ++e)
+    if (!overridden(*e)) envp.push_back(*e);
   for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
   int out[2], err[2];
@@ -187,11 +194,12 @@ const std::vector<Peer>& all() {
   return peers;
 }
 
-Reply run(const Peer& peer, const std::vector<std::string>& args, std::chrono::seconds timeout,
-          const std::vector<std::string>& env) {
+Reply run(const Peer& peer, const std::vector<std::string>& args, std::chrono::seconds timeout, unsigned workers) {
   std::vector<std::string> argv = peer.command;
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string what = "peer " + peer.name + " " + (args.empty() ? "" : args.front());
+  std::vector<std::string> env;
+  if (peer.goroutines && workers > 0) env.push_back("GOMAXPROCS=" + std::to_string(workers));
   const Child child = spawn(argv, env);
   std::string out, err;
   bool timed_out = false;
@@ -204,7 +212,10 @@ Reply run(const Peer& peer, const std::vector<std::string>& args, std::chrono::s
       timed_out = true;
       break;
     }
-    if (::poll(fds, 2, static_cast<int>(left)) < 0 && errno != EINTR) break;
+    if (::poll(fds, 2, static_cast<int>(left)) < 0 && errno != EINTR) {
+      timed_out = true;  // cannot watch it any more: treat it as stuck
+      break;
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       char chunk[65536];
@@ -221,9 +232,17 @@ Reply run(const Peer& peer, const std::vector<std::string>& args, std::chrono::s
   if (timed_out) ::kill(-child.pid, SIGKILL);
   for (const pollfd& p : fds)
     if (p.fd >= 0) ::close(p.fd);
+  // A peer that closed its output may still run: it gets until the deadline to end.
   int status = 0;
   rusage usage{};
-  while (::wait4(child.pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  for (pid_t reaped = 0; reaped != child.pid;) {
+    reaped = ::wait4(child.pid, &status, WNOHANG, &usage);
+    if (reaped < 0 && errno != EINTR) break;
+    if (reaped == 0 && Clock::now() > deadline && !timed_out) {
+      timed_out = true;
+      ::kill(-child.pid, SIGKILL);
+    }
+    if (reaped == 0) ::usleep(1000);
   }
   // Whatever the peer left behind (a pool's workers) goes with it.
   ::kill(-child.pid, SIGKILL);
@@ -292,6 +311,16 @@ TempFile::TempFile(const std::string& text) {
 }
 
 TempFile::~TempFile() { ::unlink(path_.c_str()); }
+
+std::uint64_t Ids::end(std::uint64_t id, const std::string& line) {
+  if (id >= seen_.size() || seen_[id]) bad_line(peer_, line, "request unknown or ended twice");
+  seen_[id] = true;
+  return id;
+}
+
+void bad_line(const Peer& peer, const std::string& line, const std::string& why) {
+  throw std::runtime_error("peer " + peer.name + ": " + why + ": " + line);
+}
 
 std::vector<std::string> words(const std::string& line) {
   std::vector<std::string> out;

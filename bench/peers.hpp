@@ -4,6 +4,7 @@
 // starts each run, reads back every request, and verifies and counts them with the
 // same code as its own models, so a peer's figures sit in the same tables.
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,16 +31,16 @@ struct Peer {
 // toolchain is a reason, not an error.
 const std::vector<Peer>& all();
 
-// One run of `peer <args...>`, with `env` ("NAME=value") added to concbench's
-// environment: the reply's lines before `end`. Throws, with the peer's last words on
-// stderr, when it cannot start, exits non-zero, outlives `timeout` (then its whole
-// process group is killed) or replies without `end`.
+// One run of `peer <args...>`, with GOMAXPROCS=`workers` for Go: the reply's lines
+// before `end`. Throws, with the peer's last words on stderr, when it cannot start,
+// exits non-zero, outlives `timeout` (then its whole process group is killed) or
+// replies without `end`.
 struct Reply {
   std::vector<std::string> lines;
   std::uint64_t peak_rss_bytes = 0;  // the peer's resident peak (its largest process)
 };
 Reply run(const Peer& peer, const std::vector<std::string>& args, std::chrono::seconds timeout,
-          const std::vector<std::string>& env = {});
+          unsigned workers = 0);
 
 // The run's context entry "peers", a JSON object: each peer's version and SHA-256
 // speed, or why it did not run.
@@ -60,6 +61,18 @@ class TempFile {
  private:
   std::string path_;
 };
+
+// The ids of a reply's requests: `end` throws for one out of range or ended twice.
+class Ids {
+ public:
+  Ids(const Peer& peer, std::uint64_t count) : peer_(peer), seen_(count) {}
+  std::uint64_t end(std::uint64_t id, const std::string& line);
+
+ private:
+  const Peer& peer_;
+  std::vector<bool> seen_;
+};
+[[noreturn]] void bad_line(const Peer& peer, const std::string& line, const std::string& why);
 
 // The words of a reply line; `parse_u64` throws on anything but a whole number.
 std::vector<std::string> words(const std::string& line);

@@ -185,6 +185,8 @@ class LyingPeer(unittest.TestCase):
             elif how == "result":
                 words = lines[requests[0]].split()
                 lines[requests[0]] = " ".join(words[:3] + [str(int(words[3]) + 1)])
+            elif how == "no_wall":
+                lines = [line for line in lines if not line.startswith("wall_ns")]
             elif how == "no_end":
                 lines.remove("end")
             elif how == "dies":
@@ -207,14 +209,15 @@ class LyingPeer(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr[-2000:])
 
     def test_every_lie_fails_its_cell_with_a_message(self):
-        cases = {("digest", "fan_out/peer_asyncio/group:settled"): "not the body the server sends",
+        cases = {("digest", "fan_out/peer_asyncio/group:settled"): "not what the server sends this id",
                  ("twice", "fan_out/peer_asyncio/group:settled"): "ended twice",
                  ("lost", "fan_out/peer_asyncio/group:settled"): "result differs from the reference",
+                 ("no_wall", "fan_out/peer_asyncio/group:settled"): "no wall_ns in its reply",
                  ("twice", "blocking_stall/peer_asyncio/kind:cpu/offload:inline/work_us:0/"): "ended twice",
                  ("lost", "blocking_stall/peer_asyncio/kind:cpu/offload:inline/work_us:0/"):
                      "result differs from the reference",
                  ("result", "blocking_stall/peer_asyncio/kind:cpu/offload:inline/work_us:0/"):
-                     "result differs from the reference",
+                     "not what this request computes",
                  ("no_end", "blocking_stall/peer_asyncio/kind:cpu/offload:inline/work_us:0/"): "without its last line",
                  ("dies", "blocking_stall/peer_asyncio/kind:cpu/offload:inline/work_us:0/"): "something broke"}
         for (how, cells), message in cases.items():

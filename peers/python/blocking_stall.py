@@ -3,7 +3,7 @@
 Light requests hash 64 bytes on the loop. A heavy request runs either inline on
 the loop, stalling every request behind it, or off it the two ways asyncio's
 docs recommend for blocking and CPU-bound work: asyncio.to_thread (the loop's
-default executor) or loop.run_in_executor with a ProcessPoolExecutor. Pools
+default executor, of --workers threads) or loop.run_in_executor with a ProcessPoolExecutor. Pools
 are started and warmed, and the corpus loaded, before the clock starts.
 Arrivals come from a feeder thread rather than loop.call_at: asyncio rounds its
 timer waits up to whole milliseconds (the epoll timeout), which would add up to
@@ -11,11 +11,12 @@ timer waits up to whole milliseconds (the epoll timeout), which would add up to
 the loop with call_soon_threadsafe, waking it as a socket would.
 """
 import asyncio
+import ctypes
 import functools
-import os
+import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from main import block, cpu_work, le64, load_corpus, sleep_work
 
@@ -23,6 +24,9 @@ _worker_corpus = b""
 
 
 def _init_worker(corpus_path):
+    # A worker blocked on its task queue would outlive a peer that was killed: it
+    # dies with its parent instead (PR_SET_PDEATHSIG, SIGKILL).
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
     # Each worker loads its own copy once, so no request pickles 4 MiB.
     global _worker_corpus
     _worker_corpus = load_corpus(corpus_path)
@@ -73,10 +77,11 @@ async def run(args) -> list[str]:
         warm = [loop.run_in_executor(pool, _warm_worker) for _ in range(args.workers)]
         await asyncio.gather(*warm)
     elif args.offload == "threads":
-        # The default executor starts a thread only when work finds none idle;
-        # occupy all of them (its documented size) so that they exist now.
-        size = min(32, (os.cpu_count() or 1) + 4)
-        await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.02) for _ in range(size)))
+        # to_thread runs on the loop's default executor, here of --workers threads
+        # like the other models' pools; a thread starts only when work finds none
+        # idle, so occupy each once now.
+        loop.set_default_executor(ThreadPoolExecutor(args.workers))
+        await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.02) for _ in range(args.workers)))
 
     lines, stalls = [], []
 

@@ -118,6 +118,8 @@ def main(argv=None) -> int:
             # fan_out needs aiohttp: without it this peer is missing. Not imported: it takes 0.3 s.
             from importlib.metadata import version
 
+            if sys.version_info < (3, 11):
+                raise RuntimeError("needs Python 3.11 or later (TaskGroup, asyncio.timeout)")
             lines = [f"Python {platform.python_version()}, aiohttp {version('aiohttp')}"]
         else:
             lines = sha256(args)

@@ -98,9 +98,9 @@ def _page(data, summaries, sections):
 
 def _calibration(data):
     context = data.get("context") or {}
-    peers = data.get("peers") or {}
+    baselines = data.get("peers") or {}  # scripts/bench's own measures (openssl speed)
     sha = _float(context.get("calib_sha256_16k_bytes_per_s"))
-    openssl = _float(peers.get("openssl_sha256_16k_bytes_per_s"))
+    openssl = _float(baselines.get("openssl_sha256_16k_bytes_per_s"))
 
     def us(key):
         return format_us(_float(context.get(key)))
@@ -148,15 +148,20 @@ def _peer_rows(context, sha):
     for name, peer in peers.items():
         label = f"SHA-256 in {name} ({PEER_HASHES.get(name, 'its own')}), 16 KiB"
         if peer.get("missing"):
-            rows.append((f"peer {name}", "not run", peer["missing"]))
+            rows.append((f"peer {name}", "not run", _one_line(peer["missing"])))
         elif peer.get("sha256_error"):
-            rows.append((label, "failed", peer["sha256_error"]))
+            rows.append((label, "failed", _one_line(peer["sha256_error"]) + "; its blocking_stall cells did not run"))
         else:
             rate = _float(peer.get("sha256_16k_bytes_per_s"))
             ratio = f"{rate / sha:.2f}× concbench's kernel" if rate and sha else "no kernel figure to compare"
             rows.append((label, format_byte_rate(rate), f"{peer.get('version', '')}: {ratio}; the peer's kind:cpu "
                          "work is sized by it"))
     return rows
+
+
+def _one_line(text):
+    """A peer's message as one table cell: its lines joined, its pipes escaped."""
+    return _cell("; ".join(line for line in str(text).splitlines() if line.strip()))
 
 
 def _unreported_section(unreported):

@@ -648,9 +648,6 @@ class OutputTest(ReportOutput, unittest.TestCase):
         self.assertNotIn("### Conclusions", text)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class PeerTest(unittest.TestCase):
     """Peers sit in the same series as the C++ models; Go, with no offload, has its
@@ -693,3 +690,7 @@ class PeerTest(unittest.TestCase):
         checks = self.summary["checks"]
         self.assertNotIn("peer_asyncio", checks["offload_cost_vs_rtt"])
         self.assertNotIn("peer_go", checks["stall_visible"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -479,9 +479,6 @@ class OutputTest(ReportOutput, unittest.TestCase):
                       "exceeds 2 s); event_loop not run;", "\n".join(fo.conclusions(summarize(data))))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class PeerTest(unittest.TestCase):
     """A peer's cells: after the C++ models, timed by the wall it reported (its real
@@ -505,3 +502,7 @@ class PeerTest(unittest.TestCase):
         text = fo.report(self.summary, [])
         self.assertIn("| peer_asyncio | 1 | 100 | 1 s | 6 s | 6.000× |", text)
         self.assertIn("peer_asyncio 6×", "\n".join(fo.answers(self.summary)))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -153,16 +153,18 @@ std::uint64_t heavy_reply(const Bytes& reply) {
   return result;
 }
 
+std::vector<std::uint64_t> results(const Params& p) {
+  std::vector<std::uint64_t> out;
+  for (const Request& r : schedule(p)) out.push_back(r.heavy ? heavy_result(p.kind, p.cpu_bytes, r.id) : light_work(r.id));
+  return out;
+}
+
 Outcome reference(const Params& p) {
   Outcome o;
+  const std::vector<std::uint64_t> each = results(p);
   for (const Request& r : schedule(p)) {
-    if (r.heavy) {
-      ++o.heavy;
-      o.checksum += heavy_result(p.kind, p.cpu_bytes, r.id);
-    } else {
-      ++o.light;
-      o.checksum += light_work(r.id);
-    }
+    ++(r.heavy ? o.heavy : o.light);
+    o.checksum += each[r.id];
   }
   return o;
 }

@@ -104,7 +104,9 @@ void finish(const Request& r, std::chrono::steady_clock::time_point start, std::
 void record(const Request& r, std::chrono::nanoseconds latency, std::optional<std::uint64_t> result, Outcome& o,
             Measurements& m);
 
-// Counts and checksum when every request completes.
+// What each request of schedule(p) computes, by id; and the counts and checksum
+// when every request completes.
+std::vector<std::uint64_t> results(const Params& p);
 Outcome reference(const Params& p);
 
 // Bytes that take `work_us` to hash at `bytes_per_second`.

@@ -57,7 +57,7 @@ MODEL_ORDER = ("event_loop", "fibers", "thread_pool", *res.PEER_MODELS)
 # The Answers put each language's loop beside the C++ event loop's.
 ANSWER_ORDER = ("event_loop", "peer_asyncio", "peer_node", "fibers", "thread_pool")
 # Go runs each request as a goroutine: no loop, no offload; its cells run once with
-# GOMAXPROCS=1 and once with --workers (the workers key), and what it answers is how
+# GOMAXPROCS=1 and once with one P per core (the workers key), and what it answers is how
 # far light p99 rises above its floor.
 GO = "peer_go"
 # The offload cost headline uses CPU work, the cleaner measure of the hand-off alone.
@@ -874,7 +874,7 @@ def _go_table(summary):
         return []
     sizes = summary["work_sizes"]
     lines = ["Go runs every request as a goroutine: no loop to stall and nothing to offload to. Its light "
-             "p99 (median of the runs) with one P and with one per worker, against its own floor:", ""]
+             "p99 (median of the runs) with one P and with one per core, against its own floor:", ""]
     lines += _sizes_header(sizes, "kind | GOMAXPROCS")
     for kind, by_offload in by_kind.items():
         by_rate = by_offload.get(INLINE, {})
