@@ -694,7 +694,8 @@ def _plot_crossover(summary, model, kind, by_offload, plots_dir):
         ax.axhline(LOSES_TO_INLINE_BY * stats.median(floor), color="gray", linewidth=1, linestyle=(0, (1, 3)),
                    label=f"floor / {BEATS_INLINE_BY:g}: inline must exceed this for a win")
     ax.plot(sizes, sizes, color="lightgray", linewidth=1, zorder=1, label="y = work (a full stall)")
-    for target, styles in REFERENCE_STYLES.items():
+    # concbench's own round trips: a peer's pools are not what they measure.
+    for target, styles in ({} if res.is_peer(model) else REFERENCE_STYLES).items():
         for names, style in zip((WAKE_ROUND_TRIPS[target], (POOL_ROUND_TRIPS[target],)), styles):
             name, value = _first_known(summary["calibration"], names)
             if name:
