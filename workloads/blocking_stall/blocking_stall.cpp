@@ -234,8 +234,9 @@ std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, d
 
 void finish(const Request& r, std::chrono::steady_clock::time_point start, std::optional<std::uint64_t> result,
             Outcome& o, Measurements& m) {
+  const auto end = std::chrono::steady_clock::now();
   if (!r.heavy) note_this_thread(m.serving_threads);
-  record(r, std::chrono::steady_clock::now() - (start + r.arrival), result, o, m);
+  record(r, end - (start + r.arrival), result, o, m);
 }
 
 void record(const Request& r, std::chrono::nanoseconds latency, std::optional<std::uint64_t> result, Outcome& o,

@@ -119,7 +119,7 @@ std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, d
 // one run of seven), so one spike cannot turn a win into no difference.
 int repetitions(Suite suite);
 // Whether a peer in another language (bench/peers.hpp) runs cell p, and how often.
-// Each of its runs starts a process, 0.1 to 0.5 s here, so outside --full they run
+// Each of its runs starts a process, 0.1 to 0.7 s here, so outside --full they run
 // the floor and 100 µs, 1 ms and 10 ms, four times each (the fewest the rule takes),
 // to keep the default suite in its time.
 bool peer_runs(Suite suite, const Params& p);

@@ -164,8 +164,9 @@ inline const Params kIdealCell{10000, 100, 10000, 64, 0, Group::settled};
 inline const Params kRateCell{10000, 100, 0, 64, 0, Group::settled};
 bool is_stated(const Params& p);
 // The cells the peers in other languages (bench/peers.hpp) run: the fail-fast pair,
-// the stated cells but in --quick (10000 requests take Python and Node seconds), the
-// whole grid in --full.
+// and the ideal cell in the default suite (10000 requests take Python and Node
+// seconds, so their rate at delay 0 against wrk waits for --full), the whole grid in
+// --full.
 bool peer_runs(Suite suite, const Params& p);
 // The report's checks on those figures: a series' ratio at most (or at least) a limit.
 struct Check {
