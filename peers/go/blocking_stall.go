@@ -105,8 +105,10 @@ func blockingStall(args []string) {
 // runtime waits for its next timer in epoll_wait, whose timeout is whole
 // milliseconds, so every sub-millisecond gap came out about 1 ms long (light
 // p50 0.55 ms at --work-us 0 against 0.04 to 0.1 ms here). Nanosleep with a
-// 1 ns timer slack wakes on time; the new goroutine then runs on an idle P, or
-// with one P once sysmon takes the P from the sleeping feeder (tens of µs).
+// 1 ns timer slack wakes on time; the new goroutine then runs on an idle P. With
+// one P the feeder yields it first: asleep in its system call it would hold the
+// P until sysmon takes it back, up to 10 ms later, a delay of the feeder's own
+// and not of the requests.
 func feed(schedule []arrival, serve func(start time.Time, id int)) {
 	done := make(chan struct{})
 	go func() {
@@ -118,6 +120,7 @@ func feed(schedule []arrival, serve func(start time.Time, id int)) {
 				nanosleep(wait)
 			}
 			go serve(start, id)
+			runtime.Gosched()
 		}
 	}()
 	<-done

@@ -873,7 +873,7 @@ def _go_table(summary):
     by_kind = summary["series"].get(GO)
     if not by_kind:
         return []
-    sizes = summary["work_sizes"]
+    sizes = sorted({_num(w) for _, _, _, _, _, w, _ in _walk({GO: by_kind})})
     lines = ["Go runs every request as a goroutine: no loop to stall and nothing to offload to. Its light "
              "p99 (median of the runs) with one P and with one per core, against its own floor:", ""]
     lines += _sizes_header(sizes, "kind | GOMAXPROCS")
