@@ -1,6 +1,7 @@
 #include "bench/peers.hpp"
 
 #include "bench/harness.hpp"
+#include "models/process_pool.hpp"
 
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
@@ -29,12 +30,6 @@ namespace concbench::peers {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string describe_status(int status) {
-  if (WIFSIGNALED(status))
-    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
-  return "exited with status " + std::to_string(WEXITSTATUS(status));
-}
 
 // The last few lines of what a peer wrote to stderr: enough to say why it failed.
 std::string last_words(const std::string& err) {
@@ -250,7 +245,7 @@ Reply run(const Peer& peer, const std::vector<std::string>& args, std::chrono::s
     throw std::runtime_error(what + " ran past its " + std::to_string(timeout.count()) + " s and was killed:\n" +
                              last_words(err));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(what + " " + describe_status(status) + ":\n" + last_words(err));
+    throw std::runtime_error(what + " " + describe_wait_status(status) + ":\n" + last_words(err));
   Reply reply;
   reply.peak_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
   std::istringstream lines(out);

@@ -193,15 +193,17 @@ bool receive_worker(int control, SpawnReply& reply, int& fd) {
 }
 
 std::string describe_exit(pid_t pid, int status) {
-  std::string who = "worker process " + std::to_string(pid);
-  if (WIFSIGNALED(status))
-    return who + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
-           ::strsignal(WTERMSIG(status)) + ")";
-  if (WIFEXITED(status)) return who + " exited with status " + std::to_string(WEXITSTATUS(status));
-  return who + " ended";
+  return "worker process " + std::to_string(pid) + " " + describe_wait_status(status);
 }
 
 }  // namespace
+
+std::string describe_wait_status(int status) {
+  if (WIFSIGNALED(status))
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  return "ended";
+}
 
 ProcessPool::ProcessPool(unsigned worker_count) {
   if (worker_count == 0) throw std::invalid_argument("ProcessPool needs at least one worker");

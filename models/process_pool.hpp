@@ -71,6 +71,10 @@ class ProcessTaskError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// How a child ended, from its wait status: "exited with status 3", "was killed by
+// signal 9 (Killed)".
+std::string describe_wait_status(int status);
+
 class ProcessPool {
  public:
   // Forks the spawner: construct before the program starts any thread. (Later
