@@ -644,6 +644,8 @@ def _plural(n, word):
 def plot(summary, plots_dir):
     written = []
     for model, by_kind in summary["series"].items():
+        if model == GO:  # nothing offloaded, nothing crossed: its table says it all
+            continue
         for kind, by_offload in by_kind.items():
             written += _plot_crossover(summary, model, kind, by_offload, plots_dir)
         written += _plot_trade(summary, model, plots_dir)
