@@ -623,6 +623,46 @@ TEST(ProcessPool, RunsTasksInOtherProcesses) {
   EXPECT_EQ(copy.data, big);
 }
 
+// Both ends read as much as the socket holds, so messages share reads and straddle
+// them; each must still come out whole, at every size around the inbox's.
+TEST(ProcessPool, MessagesOfEverySizeAroundTheInboxArriveWhole) {
+  auto& pool = rt().process_pool;
+  constexpr std::size_t k = Inbox::kCapacity;
+  const std::size_t sizes[] = {0, 1, 15, 16, 17, 40, k - 17, k - 16, k - 1, k, k + 1, 2 * k + 3, 100'000, 7};
+  std::vector<Bytes> sent;
+  std::vector<std::promise<TaskResult>> replies(std::size(sizes) * 3);
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    Bytes payload(sizes[i % std::size(sizes)]);
+    for (std::size_t j = 0; j < payload.size(); ++j) payload[j] = std::byte(i * 31 + j * 7);
+    sent.push_back(payload);
+    pool.submit(echo, std::move(payload), [&replies, i](TaskResult r) { replies[i].set_value(std::move(r)); });
+  }
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    auto reply = replies[i].get_future();
+    ASSERT_EQ(reply.wait_for(10s), std::future_status::ready) << "task " << i;
+    TaskResult r = reply.get();
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.data, sent[i]) << "task " << i << " of " << sent[i].size() << " bytes";
+  }
+}
+
+// With no more tasks waiting than workers, a task goes to the first worker that
+// frees up, not into the queue of a worker busy with a long task.
+TEST(ProcessPool, TheLastTasksGoToTheFirstFreeWorker) {
+  ProcessPool pool(2);
+  const auto start = Clock::now();
+  std::promise<TaskResult> slow, medium, quick;
+  pool.submit(sleep_200ms, {}, [&](TaskResult r) { slow.set_value(std::move(r)); });
+  pool.submit(reply_pid_after_50ms, {}, [&](TaskResult r) { medium.set_value(std::move(r)); });
+  pool.submit(reply_pid, {}, [&](TaskResult r) { quick.set_value(std::move(r)); });
+  TaskResult got = quick.get_future().get();
+  EXPECT_LT(Clock::now() - start, 150ms) << "the last task waited behind the 200 ms one";
+  ASSERT_TRUE(got.ok()) << got.error;
+  TaskResult beside = medium.get_future().get();
+  EXPECT_EQ(as_pid(got.data), as_pid(beside.data)) << "it should have followed the 50 ms task";
+  EXPECT_TRUE(slow.get_future().get().ok());
+}
+
 TEST(ProcessPool, ReportsATaskExceptionAsAnError) {
   TaskResult result = rt().process_pool.run(fail, {});
   EXPECT_FALSE(result.ok());

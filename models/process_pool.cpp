@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -20,7 +21,6 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
-#include <sstream>
 #include <future>
 #include <system_error>
 
@@ -59,6 +59,23 @@ bool read_exact(int fd, void* data, std::size_t size) {
   return true;
 }
 
+// Fills `data` from the inbox, then from `fd`.
+bool read_exact(int fd, Inbox& inbox, void* data, std::size_t size) {
+  auto* p = static_cast<char*>(data);
+  for (;;) {
+    const std::size_t got = inbox.take(p, size);
+    p += got;
+    size -= got;
+    if (size == 0) return true;
+    if (size >= Inbox::kCapacity) return read_exact(fd, p, size);
+    const auto space = inbox.space();
+    ssize_t n = ::read(fd, space.data(), space.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    inbox.received(static_cast<std::size_t>(n));
+  }
+}
+
 // Writes both buffers, in one system call when the socket has room: a reply that
 // reached the pool in two pieces could cost its reader a second wake-up.
 bool write_exact(int fd, const void* data, std::size_t size, const void* more = nullptr, std::size_t more_size = 0) {
@@ -94,11 +111,12 @@ void die_with_parent(pid_t parent) {
 
 [[noreturn]] void worker_main(int fd) {
   Bytes payload;
+  Inbox inbox;
   for (;;) {
     ProcessRequestHeader request;
-    if (!read_exact(fd, &request, sizeof request)) ::_exit(0);  // pool closed
+    if (!read_exact(fd, inbox, &request, sizeof request)) ::_exit(0);  // pool closed
     payload.resize(request.size);
-    if (!read_exact(fd, payload.data(), payload.size())) ::_exit(0);
+    if (!read_exact(fd, inbox, payload.data(), payload.size())) ::_exit(0);
     Bytes out;
     std::string error;
     try {
@@ -198,6 +216,24 @@ std::string describe_exit(pid_t pid, int status) {
 
 }  // namespace
 
+std::size_t Inbox::take(void* out, std::size_t size) {
+  const std::size_t n = std::min(size, end_ - begin_);
+  if (n == 0) return 0;  // `out` may be null then
+  std::memcpy(out, bytes_.data() + begin_, n);
+  begin_ += n;
+  if (begin_ == end_) begin_ = end_ = 0;
+  return n;
+}
+
+std::span<std::byte> Inbox::space() {
+  if (begin_ > 0) {  // keep what is held at the front, so the space is as large as it can be
+    std::memmove(bytes_.data(), bytes_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  return {bytes_.data() + end_, bytes_.size() - end_};
+}
+
 std::string describe_wait_status(int status) {
   if (WIFSIGNALED(status))
     return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
@@ -276,7 +312,10 @@ void ProcessPool::submit(ProcessTask task, Bytes payload, std::function<void(Tas
     done({{}, "process pool is shut down"});
     return;
   }
-  asio::post(context_, [this, pending = Pending{task, std::move(payload), std::move(done)}]() mutable {
+  // On the I/O thread itself (a completion that submits the next task, or an event
+  // loop sharing the thread) this runs at once: a post would cost the loop an extra
+  // poll of its sockets.
+  asio::dispatch(context_, [this, pending = Pending{task, std::move(payload), std::move(done)}]() mutable {
     if (stopping_ || !has_live_worker()) {
       pending.done({{}, stopping_ ? "process pool is shut down" : kNoWorker});
       return;
@@ -322,12 +361,15 @@ bool ProcessPool::has_live_worker() const {
 
 void ProcessPool::pump() {
   while (!queue_.empty()) {
-    // The least loaded worker that can take one more: at most kDepth queued at a
-    // worker, so that it starts its next task the moment it sends a reply instead
-    // of idling through two wake-ups (ours and its own) per task.
+    // The least loaded worker that can take one more. A busy worker takes a second
+    // task, so that it starts it the moment it sends a reply instead of idling
+    // through two wake-ups (ours and its own), but only while more tasks wait than
+    // there are workers: the last few then go to whichever worker frees first,
+    // rather than queue behind a task while another worker sits idle.
+    const bool plenty = queue_.size() > workers_.size();
     Worker* target = nullptr;
     for (auto& w : workers_)
-      if (!w->writing && w->socket.is_open() && w->sent.size() < kDepth &&
+      if (!w->writing && w->socket.is_open() && (w->sent.empty() || (plenty && w->sent.size() < kDepth)) &&
           (!target || w->sent.size() < target->sent.size()))
         target = w.get();
     if (!target) return;
@@ -383,33 +425,43 @@ asio::awaitable<void> ProcessPool::read_replies(Worker& worker) {
 }
 
 double ProcessPool::worker_cpu_seconds() const {
-  static const double ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  // schedstat's first field is the time the (single-threaded) worker has run, in
+  // ns; /proc/PID/stat's utime and stime tick at 10 ms, too coarse for a 0.2 s run.
   double seconds = 0;
   for (pid_t pid : worker_pids()) {
     if (pid == 0) continue;
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) continue;
-    // Fields after "pid (name)": state is field 3; utime and stime are 14 and 15.
-    std::istringstream fields(line.substr(line.rfind(')') + 2));
-    std::string skip;
-    for (int field = 3; field < 14; ++field) fields >> skip;
-    double user = 0, system = 0;
-    fields >> user >> system;
-    seconds += (user + system) / ticks_per_second;
+    std::ifstream schedstat("/proc/" + std::to_string(pid) + "/schedstat");
+    double ns = 0;
+    if (schedstat >> ns) seconds += ns / 1e9;
   }
   return seconds;
 }
 
-asio::awaitable<bool> ProcessPool::receive(Worker& worker, TaskResult& result) {
+asio::awaitable<bool> ProcessPool::read_exact(Worker& worker, void* data, std::size_t size) {
   using asio::as_tuple, asio::use_awaitable;
+  auto* p = static_cast<char*>(data);
+  for (;;) {
+    const std::size_t got = worker.inbox.take(p, size);
+    p += got;
+    size -= got;
+    if (size == 0) co_return true;
+    if (size >= Inbox::kCapacity) {
+      auto [error, n] = co_await asio::async_read(worker.socket, asio::buffer(p, size), as_tuple(use_awaitable));
+      co_return !error;
+    }
+    const auto space = worker.inbox.space();
+    auto [error, n] = co_await worker.socket.async_read_some(asio::buffer(space.data(), space.size()),
+                                                             as_tuple(use_awaitable));
+    if (error) co_return false;
+    worker.inbox.received(n);
+  }
+}
+
+asio::awaitable<bool> ProcessPool::receive(Worker& worker, TaskResult& result) {
   ReplyHeader reply;
-  auto [header_error, n1] =
-      co_await asio::async_read(worker.socket, asio::buffer(&reply, sizeof reply), as_tuple(use_awaitable));
-  if (header_error) co_return false;
+  if (!co_await read_exact(worker, &reply, sizeof reply)) co_return false;
   Bytes body(reply.size);
-  auto [body_error, n2] = co_await asio::async_read(worker.socket, asio::buffer(body), as_tuple(use_awaitable));
-  if (body_error) co_return false;
+  if (!co_await read_exact(worker, body.data(), body.size())) co_return false;
   if (reply.ok) {
     result = {std::move(body), {}};
   } else {
@@ -423,6 +475,7 @@ std::string ProcessPool::respawn(Worker& worker) {
   const pid_t old = worker.pid;
   boost::system::error_code ignored;
   worker.socket.close(ignored);
+  worker.inbox.clear();  // what a dead worker left unread is no reply
   ++worker.generation;
   SpawnRequest request{old};
   SpawnReply reply{};

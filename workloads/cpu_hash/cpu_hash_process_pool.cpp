@@ -1,15 +1,15 @@
 // process_pool: each task goes to a worker process. ship:seed sends three numbers
 // and the worker reads its own copy of the corpus; ship:bytes copies the task's
-// blocks into the message, as real data would travel. The submitting thread keeps
-// kTasksPerWorker tasks per worker in flight: the pool queues two at each worker,
-// and two more wait in its queue so that a worker's queue refills without waiting
-// for this thread to wake up; the limit bounds the bytes in flight.
+// blocks into the message, as real data would travel. kTasksPerWorker tasks per
+// worker are in flight: two queued at each worker and the rest in the pool's
+// queue, so that a worker's queue refills as soon as a reply arrives. The limit
+// bounds the bytes in flight.
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
+#include <atomic>
 #include <cstring>
 #include <latch>
 #include <mutex>
-#include <semaphore>
 #include <stdexcept>
 
 namespace concbench::cpu_hash {
@@ -69,36 +69,51 @@ Bytes task_message(const Params& p, std::uint64_t t) {
 Checksum run_process_pool(ProcessPool& pool, const Params& p) {
   if (p.ship == Ship::none) throw std::invalid_argument("cpu_hash: process_pool needs ship:bytes or ship:seed");
   const std::uint64_t tasks = task_count(p);
-  std::counting_semaphore<> in_flight(kTasksPerWorker * static_cast<std::ptrdiff_t>(pool.workers()));
   std::latch finished(static_cast<std::ptrdiff_t>(tasks));
+  std::atomic<std::uint64_t> next{0};  // the next task to submit
   std::mutex mutex;
   Checksum total;
   std::string first_error;
+  auto fail = [&](std::string error) {
+    std::lock_guard lock(mutex);
+    if (first_error.empty()) first_error = std::move(error);
+  };
+  // After a failure no more tasks go out: those not yet taken count as done.
+  auto abandon_rest = [&] {
+    const std::uint64_t taken = std::min(tasks, next.exchange(tasks));
+    finished.count_down(static_cast<std::ptrdiff_t>(tasks - taken));
+  };
 
-  std::uint64_t submitted = 0;
-  try {
-    for (; submitted < tasks; ++submitted) {
-      in_flight.acquire();
-      pool.submit(p.ship == Ship::bytes ? hash_shipped : hash_seeded, task_message(p, submitted),
-                  [&](TaskResult result) {
-                    {
-                      std::lock_guard lock(mutex);
-                      if (!result.ok() || result.data.size() != sizeof(Checksum))
-                        first_error = first_error.empty() ? (result.ok() ? "malformed reply" : result.error)
-                                                          : first_error;
-                      else
+  // Submits the next task, if any; its completion, on the pool's I/O thread,
+  // submits (and, with ship:bytes, copies) the one after. So the window stays full
+  // without this thread waking once per task: with a core per worker, each such
+  // wake-up would take a worker's core.
+  auto submit_next = [&](auto& self) -> void {
+    const std::uint64_t t = next++;
+    if (t >= tasks) return;
+    try {
+      pool.submit(p.ship == Ship::bytes ? hash_shipped : hash_seeded, task_message(p, t),
+                  [&, self](TaskResult result) {
+                    if (!result.ok() || result.data.size() != sizeof(Checksum)) {
+                      fail(result.ok() ? "malformed reply" : result.error);
+                      abandon_rest();
+                    } else {
+                      {
+                        std::lock_guard lock(mutex);
                         total += read_as<Checksum>(result.data);
+                      }
+                      self(self);
                     }
-                    in_flight.release();
                     finished.count_down();
                   });
+    } catch (const std::exception& e) {
+      fail(std::string("cannot submit a task: ") + e.what());
+      abandon_rest();
+      finished.count_down();  // task t
     }
-  } catch (...) {
-    // The completions of the tasks already submitted use the locals above.
-    finished.count_down(static_cast<std::ptrdiff_t>(tasks - submitted));
-    finished.wait();
-    throw;
-  }
+  };
+  for (std::ptrdiff_t i = 0; i < kTasksPerWorker * static_cast<std::ptrdiff_t>(pool.workers()); ++i)
+    submit_next(submit_next);
   finished.wait();
   if (!first_error.empty()) throw ProcessTaskError("cpu_hash on process_pool: " + first_error);
   return total;

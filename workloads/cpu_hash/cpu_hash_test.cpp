@@ -6,7 +6,12 @@
 
 #include <openssl/sha.h>
 
+#include <signal.h>
+
+#include <chrono>
 #include <cstring>
+#include <future>
+#include <thread>
 
 namespace concbench::cpu_hash {
 namespace {
@@ -95,6 +100,29 @@ INSTANTIATE_TEST_SUITE_P(CpuHash, EveryModel, testing::ValuesIn(kModels),
 
 TEST(CpuHash, ProcessPoolNeedsAShipMode) {
   EXPECT_THROW(run_process_pool(test_runtimes().process_pool, {64, 1, 1, Ship::none}), std::invalid_argument);
+}
+
+// A worker that dies mid-run fails the run with its cause: the tasks not yet sent
+// are dropped, those in flight finish, and nothing waits for ever.
+TEST(CpuHash, ProcessPoolRunFailsWhenAWorkerDies) {
+  auto& pool = test_runtimes().process_pool;
+  const Params p{65536, 1, 8192, Ship::seed};  // 512 MiB in 64 KiB tasks: far longer than the 50 ms below
+  auto running = std::async(std::launch::async, [&] { return run_process_pool(pool, p); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const pid_t victim = pool.worker_pids().front();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  ASSERT_EQ(running.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "the run hangs";
+  try {
+    running.get();
+    ADD_FAILURE() << "the run ended without an error";
+  } catch (const ProcessTaskError& e) {
+    EXPECT_NE(std::string(e.what()).find("worker process " + std::to_string(victim) + " was killed by signal 9"),
+              std::string::npos)
+        << e.what();
+  }
+  // The pool still works, on a replacement.
+  const Params small{1024, 4, 100, Ship::seed};
+  EXPECT_EQ(run_process_pool(pool, small), reference(small));
 }
 
 TEST(CpuHash, ParameterSetsKeepTasksAndRunsInRange) {
