@@ -1,6 +1,6 @@
 import unittest
 
-from synthetic import MB, cpu_hash_results
+from synthetic import MB, cpu_hash_name, cpu_hash_results
 
 import results as res
 from workloads import cpu_hash
@@ -65,6 +65,40 @@ class SummaryTest(unittest.TestCase):
         self.assertIsNone(summary["series"]["thread_pool"]["16384"]["2"]["speedup"])
         self.assertIsNone(summary["vs_openssl_16k"])
         cpu_hash.conclusions(summary)  # must not fail on missing numbers
+
+
+class ProcessCpuTest(unittest.TestCase):
+    """Where process_pool's CPU goes: hashing in the workers against threads."""
+
+    def summary(self, seed_rate, worker_cpus):
+        data = cpu_hash_results()
+        for b in data["benchmarks"]:
+            if b["name"] == cpu_hash_name("process_pool", 16384, 2, ship="seed"):
+                b.update(bytes_per_second=seed_rate * MB, cpu_time=100.0, worker_cpus=worker_cpus)
+            if b["name"] == cpu_hash_name("thread_pool", 16384, 2):
+                b.update(cpu_time=2000.0)  # both threads hashing: 190 MB/s per CPU second, 0.95 serial's
+        return summarize(data)
+
+    def test_split_of_the_cpus(self):
+        p = self.summary(360, 1.8)["series"]["process_pool ship:seed"]["16384"]["2"]
+        self.assertAlmostEqual(p["hashing_cpus"], 1.8)
+        self.assertAlmostEqual(p["parent_cpus"], 0.1)
+        self.assertAlmostEqual(p["bytes_per_cpu_s"], 200 * MB)
+        self.assertAlmostEqual(p["per_cpu_vs_serial"], 1.0)
+
+    def test_a_process_as_fast_as_a_thread_leaves_the_hand_off(self):
+        [line] = cpu_hash._process_cpu(self.summary(360, 1.8))
+        self.assertIn("the workers hash at 1.00× serial's rate per CPU second and are busy 1.80 of 2 CPUs", line)
+        self.assertIn("the pool's thread in the parent, woken by every reply, uses 0.10 CPUs", line)
+        self.assertIn("thread_pool's threads hash at 0.95× and are busy 2.00 CPUs", line)
+        self.assertIn("So a process hashes as fast as a thread, and the shortfall is the hand-off", line)
+
+    def test_slower_workers_are_named(self):
+        [line] = cpu_hash._process_cpu(self.summary(320, 1.8))  # 0.89 serial's per CPU second
+        self.assertIn("So the workers hash 6% slower per CPU second than threads", line)
+
+    def test_nothing_without_worker_cpus(self):
+        self.assertEqual(cpu_hash._process_cpu(summarize(cpu_hash_results())), [])
 
 
 class ConclusionsTest(unittest.TestCase):

@@ -3,7 +3,9 @@ offloading to threads or processes, and what shipping the bytes to a process cos
 
 Summary layout (JSON-friendly, numbers as string keys):
   series[series][block_bytes][workers] = {bytes_per_s, items_per_s, speedup,
-                                          efficiency, cpu_per_wall, grain}
+                                          efficiency, cpu_per_wall, hashing_cpus,
+                                          parent_cpus, bytes_per_cpu_s,
+                                          per_cpu_vs_serial, grain}
   serial_bytes_per_s[block_bytes], ship_cost[block_bytes][workers],
   max_workers[series], block_sizes, scaling_block, openssl_16k_bytes_per_s,
   vs_openssl_16k, errors
@@ -57,6 +59,8 @@ def summarize(records, results):
             best[key] = r
 
     serial = {block: r["bytes_per_second"] for (series, block, _), r in best.items() if series == "serial"}
+    serial_per_cpu = {block: _cpu_split(r, r["bytes_per_second"], None)["bytes_per_cpu_s"]
+                      for (series, block, _), r in best.items() if series == "serial"}
 
     series = {}
     for (name, block, workers), r in sorted(best.items(), key=lambda item: (_series_rank(item[0][0]), item[0])):
@@ -71,6 +75,7 @@ def summarize(records, results):
             # Worker processes' CPU is not in the parent's process time; concbench
             # measures it separately.
             "cpu_per_wall": cpu / real + (r.get("worker_cpus") or 0) if real and cpu is not None else None,
+            **_cpu_split(r, rate, serial_per_cpu.get(block)),
             "grain": r["params"].get("grain"),
             "runs": res.run_values(r, "bytes_per_second"),
         }
@@ -96,6 +101,22 @@ def summarize(records, results):
         "vs_openssl_16k": serial[LARGE_BLOCK] / openssl if openssl and LARGE_BLOCK in serial else None,
         "errors": errors,
     }
+
+
+def _cpu_split(record, rate, serial_per_cpu):
+    """Where a point's CPU went: the CPUs busy hashing (worker processes, or the
+    process's own threads), the pool's threads in the parent (process_pool only),
+    and bytes hashed per CPU second of hashing, also as a fraction of serial's."""
+    real, cpu, workers = record.get("real_time_ns"), record.get("cpu_time_ns"), record.get("worker_cpus")
+    in_processes = record["model"] == "process_pool"
+    if not real or cpu is None or (in_processes and not isinstance(workers, (int, float))):
+        return {"hashing_cpus": None, "parent_cpus": None, "bytes_per_cpu_s": None, "per_cpu_vs_serial": None}
+    hashing = workers if in_processes else cpu / real
+    per_cpu = rate / hashing if hashing else None
+    return {"hashing_cpus": hashing,
+            "parent_cpus": cpu / real if in_processes else None,
+            "bytes_per_cpu_s": per_cpu,
+            "per_cpu_vs_serial": per_cpu / serial_per_cpu if per_cpu and serial_per_cpu else None}
 
 
 def _series_rank(series):
@@ -287,7 +308,7 @@ def _and(items):
 
 def conclusions(summary):
     """Sentences computed from the summary; nothing here is typed by hand."""
-    return (_fastest(summary) + _scaling(summary) + _single_thread(summary)
+    return (_fastest(summary) + _scaling(summary) + _process_cpu(summary) + _single_thread(summary)
             + _ship_cost(summary) + _openssl(summary))
 
 
@@ -342,6 +363,36 @@ def _break_even(points):
     below = [(b, s) for b, s in speedups if b < from_block]
     return (f"it beats serial from {format_bytes(from_block)} blocks up "
             f"({below[0][1]:.2f}× serial at {format_bytes(below[0][0])})")
+
+
+def _process_cpu(summary):
+    """Which part of process_pool ship:seed's shortfall is the hashing in the workers
+    (slower per CPU second than threads) and which is the hand-off (fewer CPUs busy
+    hashing, because the parent's pool thread wakes once per task)."""
+    def large(series):
+        if series not in summary["series"]:
+            return []
+        return [p for b, p in _at_max_workers(summary, series)
+                if b >= LARGE_BLOCK and p.get("per_cpu_vs_serial") is not None]
+
+    procs, threads = large(SHIP_SEED), large("thread_pool")
+    if not procs:
+        return []
+    workers = summary["max_workers"][SHIP_SEED]
+    text = (f"Where {SHIP_SEED}'s CPU goes at ≥{format_bytes(LARGE_BLOCK)} blocks with {workers} workers: "
+            f"the workers hash at {_span([p['per_cpu_vs_serial'] for p in procs])} serial's rate per CPU second "
+            f"and are busy {_span([p['hashing_cpus'] for p in procs], '')} of {workers} CPUs; "
+            f"the pool's thread in the parent, woken by every reply, uses "
+            f"{_span([p['parent_cpus'] for p in procs], '')} CPUs")
+    if threads and summary["max_workers"]["thread_pool"] == workers:
+        text += (f"; thread_pool's threads hash at {_span([p['per_cpu_vs_serial'] for p in threads])} "
+                 f"and are busy {_span([p['hashing_cpus'] for p in threads], '')} CPUs")
+        gap = min(p["per_cpu_vs_serial"] for p in threads) - min(p["per_cpu_vs_serial"] for p in procs)
+        text += (". So a process hashes as fast as a thread, and the shortfall is the hand-off: fewer CPUs "
+                 "left to hash" if gap <= SAME_AS_SERIAL else
+                 f". So the workers hash {gap:.0%} slower per CPU second than threads, on top of the CPUs "
+                 "the hand-off takes")
+    return [text + "."]
 
 
 def _single_thread(summary):
