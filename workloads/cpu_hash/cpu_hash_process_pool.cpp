@@ -6,9 +6,8 @@
 // bounds the bytes in flight.
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
-#include <atomic>
+#include <condition_variable>
 #include <cstring>
-#include <latch>
 #include <mutex>
 #include <stdexcept>
 
@@ -69,52 +68,49 @@ Bytes task_message(const Params& p, std::uint64_t t) {
 Checksum run_process_pool(ProcessPool& pool, const Params& p) {
   if (p.ship == Ship::none) throw std::invalid_argument("cpu_hash: process_pool needs ship:bytes or ship:seed");
   const std::uint64_t tasks = task_count(p);
-  std::latch finished(static_cast<std::ptrdiff_t>(tasks));
-  std::atomic<std::uint64_t> next{0};  // the next task to submit
+  const std::uint64_t window = kTasksPerWorker * pool.workers();
   std::mutex mutex;
+  std::condition_variable drained;
+  std::uint64_t submitted = 0, completed = 0;  // under mutex
   Checksum total;
   std::string first_error;
-  auto fail = [&](std::string error) {
+
+  auto complete = [&](TaskResult result) {
     std::lock_guard lock(mutex);
-    if (first_error.empty()) first_error = std::move(error);
-  };
-  // After a failure no more tasks go out: those not yet taken count as done.
-  auto abandon_rest = [&] {
-    const std::uint64_t taken = std::min(tasks, next.exchange(tasks));
-    finished.count_down(static_cast<std::ptrdiff_t>(tasks - taken));
+    if (!result.ok() || result.data.size() != sizeof(Checksum)) {
+      if (first_error.empty()) first_error = result.ok() ? "malformed reply" : result.error;
+    } else {
+      total += read_as<Checksum>(result.data);
+    }
+    ++completed;
+    if (submitted - completed <= window / 2 || !first_error.empty()) drained.notify_one();
   };
 
-  // Submits the next task, if any; its completion, on the pool's I/O thread,
-  // submits (and, with ship:bytes, copies) the one after. So the window stays full
-  // without this thread waking once per task: with a core per worker, each such
-  // wake-up would take a worker's core.
-  auto submit_next = [&](auto& self) -> void {
-    const std::uint64_t t = next++;
-    if (t >= tasks) return;
+  // This thread tops the window up once it has drained to half: it wakes once per
+  // half window rather than once per task (with a core per worker, each wake-up
+  // takes a worker's core), and it builds the messages, with ship:bytes a copy of
+  // the blocks, beside the pool's I/O thread rather than on it.
+  std::unique_lock lock(mutex);
+  while (submitted < tasks && first_error.empty()) {
+    drained.wait(lock, [&] { return submitted - completed <= window / 2 || !first_error.empty(); });
+    const std::uint64_t until = std::min(tasks, completed + window);
+    lock.unlock();
+    std::uint64_t t = submitted;
     try {
-      pool.submit(p.ship == Ship::bytes ? hash_shipped : hash_seeded, task_message(p, t),
-                  [&, self](TaskResult result) {
-                    if (!result.ok() || result.data.size() != sizeof(Checksum)) {
-                      fail(result.ok() ? "malformed reply" : result.error);
-                      abandon_rest();
-                    } else {
-                      {
-                        std::lock_guard lock(mutex);
-                        total += read_as<Checksum>(result.data);
-                      }
-                      self(self);
-                    }
-                    finished.count_down();
-                  });
+      for (; t < until; ++t) {
+        pool.submit(p.ship == Ship::bytes ? hash_shipped : hash_seeded, task_message(p, t), complete);
+        std::lock_guard count(mutex);  // `complete` reads it
+        submitted = t + 1;
+      }
     } catch (const std::exception& e) {
-      fail(std::string("cannot submit a task: ") + e.what());
-      abandon_rest();
-      finished.count_down();  // task t
+      lock.lock();
+      if (first_error.empty()) first_error = std::string("cannot submit a task: ") + e.what();
+      break;
     }
-  };
-  for (std::ptrdiff_t i = 0; i < kTasksPerWorker * static_cast<std::ptrdiff_t>(pool.workers()); ++i)
-    submit_next(submit_next);
-  finished.wait();
+    lock.lock();
+  }
+  // The completions of the tasks submitted use the locals above.
+  drained.wait(lock, [&] { return completed == submitted; });
   if (!first_error.empty()) throw ProcessTaskError("cpu_hash on process_pool: " + first_error);
   return total;
 }
