@@ -19,6 +19,11 @@ def format_us(us):
     return _scaled(us, ((" s", 1e6), (" ms", 1e3)), " µs")
 
 
+def format_signed_us(us):
+    """A difference: 33.2 -> '+33.2 µs', 1220 -> '+1.22 ms', -5 -> '-5 µs'."""
+    return "n/a" if us is None else ("-" if us < 0 else "+") + format_us(abs(us))
+
+
 def format_range_us(low, high):
     """'1–2 ms', '50 µs–1 ms': the unit once where both ends share it."""
     a, b = format_us(low), format_us(high)

@@ -521,7 +521,7 @@ class ConclusionsTest(unittest.TestCase):
                       self.text)
 
     def test_cost_sentences_beside_calibration(self):
-        self.assertIn("One offload from the event loop adds +11 µs (+8 to +14) to threads and +54 µs (+51 to +57) "
+        self.assertIn("One offload from the event loop adds +11 µs (+8 µs to +14 µs) to threads and +54 µs (+51 µs to +57 µs) "
                       "to processes to a heavy request's p50 (kind:cpu, 1 µs of work).", self.text)
         self.assertIn("One offload from fibers on one thread adds +11 µs", self.text)
         self.assertEqual(self.text.count("Calibrated on this machine for comparison: thread round trip 4 µs, "
@@ -568,6 +568,9 @@ class ConclusionsTest(unittest.TestCase):
                          ["64 B", "1000 B", "1 KiB", "23.6 MiB"])
         self.assertEqual([units.format_range_us(*r) for r in ((1000, 2000), (50, 1000), (20, 20))],
                          ["1–2 ms", "50 µs–1 ms", "20 µs"])
+        # An offload cost of 1.22 ms once read "+1.22e+03 µs".
+        self.assertEqual([units.format_signed_us(v) for v in (33.2, 1220, -5, 0)],
+                         ["+33.2 µs", "+1.22 ms", "-5 µs", "+0 µs"])
 
 
 class OutputTest(ReportOutput, unittest.TestCase):
@@ -622,13 +625,13 @@ class OutputTest(ReportOutput, unittest.TestCase):
                          "from 100 µs (100 µs), to processes from 1 ms (1 ms); a blocking call: to threads from 100 µs "
                          "(100 µs), to processes never (to 100 ms) (break-even in work per heavy request; interval "
                          "in brackets). [→](#blocking_stall-a-blocking-call-among-light-requests)",
-                         "- **What does one offload cost?** from the event loop, +11 µs (+8 to +14) to threads and "
-                         "+54 µs (+51 to +57) to processes; from fibers on one thread, +11 µs (+8 to +14) to threads",
+                         "- **What does one offload cost?** from the event loop, +11 µs (+8 µs to +14 µs) to threads and "
+                         "+54 µs (+51 µs to +57 µs) to processes; from fibers on one thread, +11 µs (+8 µs to +14 µs) to threads",
                          "## blocking_stall", "**The rule.**",
-                         "| event_loop | cpu | 100/s | 1 | 100 µs (100 µs) | 1 ms (1 ms) | +11 µs (+8 to +14) "
-                         "| +54 µs (+51 to +57) |",
+                         "| event_loop | cpu | 100/s | 1 | 100 µs (100 µs) | 1 ms (1 ms) | +11 µs (+8 µs to +14 µs) "
+                         "| +54 µs (+51 µs to +57 µs) |",
                          "| event_loop | sleep | 100/s | 1 | 100 µs (100 µs) | never (to 100 ms) |",
-                         "| fibers | cpu | 100/s | 1 | 10 ms (10 ms) | – | +11 µs (+8 to +14) | – |",
+                         "| fibers | cpu | 100/s | 1 | 10 ms (10 ms) | – | +11 µs (+8 µs to +14 µs) | – |",
                          "| event_loop | cpu | processes | · | · | ✗ | ✓ | ✓ | ✓ |",
                          "| model | kind | offload | floor | 1 µs |",
                          "| event_loop | cpu | processes | – | 50 µs | 30 µs | 400 µs | 90 µs | 100 µs | 110 µs |",

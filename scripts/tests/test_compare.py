@@ -86,8 +86,8 @@ class CompareTest(unittest.TestCase):
         a = stall_results()
         b = slower(a, 1, "blocking_stall/event_loop/kind:cpu")
         _, text, _, _ = self.run_compare(a, b)
-        self.assertIn("| event_loop, kind:cpu: one offload to threads costs | +11 µs (+8 to +14) | "
-                      "+111 µs (+108 to +114) | 10.1 | B worse, significant (p = 0.0079) |", text)
+        self.assertIn("| event_loop, kind:cpu: one offload to threads costs | +11 µs (+8 µs to +14 µs) | "
+                      "+111 µs (+108 µs to +114 µs) | 10.1 | B worse, significant (p = 0.0079) |", text)
 
     def test_single_runs_are_not_tested(self):
         data = cpu_hash_results()

@@ -45,7 +45,7 @@ from markdown import answer, checks_table, section
 from plotting import color_for, plt, save
 import results as res
 import stats
-from units import format_range_us, format_us
+from units import format_range_us, format_signed_us, format_us
 
 NAME = "blocking_stall"
 
@@ -909,9 +909,9 @@ def _break_even_text(found):
 def _cost_text(cost):
     if cost is None:
         return "–"
-    text = f"{cost['cost_us']:+.3g} µs"
+    text = format_signed_us(cost["cost_us"])
     if cost["low_us"] is not None:
-        text += f" ({cost['low_us']:+.3g} to {cost['high_us']:+.3g})"
+        text += f" ({format_signed_us(cost['low_us'])} to {format_signed_us(cost['high_us'])})"
     return text
 
 
