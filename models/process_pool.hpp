@@ -112,7 +112,8 @@ class ProcessPool {
   unsigned workers() const { return static_cast<unsigned>(workers_.size()); }
 
   // Queues `task(payload)` for the next free worker. `done` runs on the pool's I/O
-  // thread exactly once, with the result or the error; keep it short.
+  // thread exactly once, with the result or the error; keep it short. Called on the
+  // I/O thread of a pool that is shutting down, `done` runs before submit returns.
   void submit(ProcessTask task, Bytes payload, std::function<void(TaskResult)> done);
 
   // Blocking convenience for callers that are not on the I/O thread.
