@@ -63,11 +63,11 @@ bool read_exact(int fd, void* data, std::size_t size) {
 bool read_exact(int fd, Inbox& inbox, void* data, std::size_t size) {
   auto* p = static_cast<char*>(data);
   for (;;) {
-    const std::size_t got = inbox.take(p, size);
-    p += got;
-    size -= got;
-    if (size == 0) return true;
-    if (size >= Inbox::kCapacity) return read_exact(fd, p, size);
+    switch (inbox.fill(p, size)) {
+      case Inbox::Next::filled: return true;
+      case Inbox::Next::direct: return read_exact(fd, p, size);
+      case Inbox::Next::refill: break;
+    }
     const auto space = inbox.space();
     ssize_t n = ::read(fd, space.data(), space.size());
     if (n < 0 && errno == EINTR) continue;
@@ -216,13 +216,16 @@ std::string describe_exit(pid_t pid, int status) {
 
 }  // namespace
 
-std::size_t Inbox::take(void* out, std::size_t size) {
+Inbox::Next Inbox::fill(char*& data, std::size_t& size) {
   const std::size_t n = std::min(size, end_ - begin_);
-  if (n == 0) return 0;  // `out` may be null then
-  std::memcpy(out, bytes_.data() + begin_, n);
-  begin_ += n;
-  if (begin_ == end_) begin_ = end_ = 0;
-  return n;
+  if (n > 0) {  // `data` may be null otherwise
+    std::memcpy(data, bytes_.data() + begin_, n);
+    data += n;
+    size -= n;
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  return size == 0 ? Next::filled : size >= kCapacity ? Next::direct : Next::refill;
 }
 
 std::span<std::byte> Inbox::space() {
@@ -441,13 +444,13 @@ asio::awaitable<bool> ProcessPool::read_exact(Worker& worker, void* data, std::s
   using asio::as_tuple, asio::use_awaitable;
   auto* p = static_cast<char*>(data);
   for (;;) {
-    const std::size_t got = worker.inbox.take(p, size);
-    p += got;
-    size -= got;
-    if (size == 0) co_return true;
-    if (size >= Inbox::kCapacity) {
-      auto [error, n] = co_await asio::async_read(worker.socket, asio::buffer(p, size), as_tuple(use_awaitable));
-      co_return !error;
+    switch (worker.inbox.fill(p, size)) {
+      case Inbox::Next::filled: co_return true;
+      case Inbox::Next::direct: {
+        auto [error, n] = co_await asio::async_read(worker.socket, asio::buffer(p, size), as_tuple(use_awaitable));
+        co_return !error;
+      }
+      case Inbox::Next::refill: break;
     }
     const auto space = worker.inbox.space();
     auto [error, n] = co_await worker.socket.async_read_some(asio::buffer(space.data(), space.size()),

@@ -75,8 +75,11 @@ struct ProcessRequestHeader {
 class Inbox {
  public:
   static constexpr std::size_t kCapacity = 16 << 10;
-  // Copies up to `size` held bytes to `out`; returns how many.
-  std::size_t take(void* out, std::size_t size);
+  // Copies what it holds into [data, data + size), advancing both, and says what the
+  // reader does next: nothing (filled), read the rest straight into `data` (as large
+  // as the inbox or more), or read more into space() and call again.
+  enum class Next { filled, direct, refill };
+  Next fill(char*& data, std::size_t& size);
   // Where the next read goes, and how much it brought.
   std::span<std::byte> space();
   void received(std::size_t n) { end_ += n; }

@@ -95,9 +95,8 @@ Checksum run_process_pool(ProcessPool& pool, const Params& p) {
     drained.wait(lock, [&] { return submitted - completed <= window / 2 || !first_error.empty(); });
     const std::uint64_t until = std::min(tasks, completed + window);
     lock.unlock();
-    std::uint64_t t = submitted;
     try {
-      for (; t < until; ++t) {
+      for (std::uint64_t t = submitted; t < until; ++t) {
         pool.submit(p.ship == Ship::bytes ? hash_shipped : hash_seeded, task_message(p, t), complete);
         std::lock_guard count(mutex);  // `complete` reads it
         submitted = t + 1;
