@@ -82,7 +82,8 @@ def parse_args(argv):
                         help="comma list of worker counts (default: 1,2,4,... up to nproc, and nproc)")
     parser.add_argument("--repetitions", metavar="N", type=_positive_int,
                         help="repetitions per benchmark (default suite: 3; blocking_stall runs each cell "
-                             "at least 7 times, 2 with --quick)")
+                             "at least 5 times, 7 with --full, 2 with --quick, then the cells around each "
+                             "crossover more often in a second pass)")
     parser.add_argument("--min-time", metavar="S", type=_positive_float, help="seconds per benchmark")
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="run directory: new, empty, or an earlier run's (default: reports/runs/<date>-<host>; "
@@ -163,6 +164,11 @@ class Progress:
         self.start = clock() if start is None else start
         self.batch, self.done = -1, []
 
+    def add_batch(self, repetitions):
+        """A concbench run planned after the others had started (a second pass)."""
+        self.batches.append(dict(repetitions))
+        self.total += len(repetitions)
+
     def next_run(self):
         """Call as each concbench run starts."""
         self.batch += 1
@@ -215,6 +221,42 @@ def repetitions_of(name, default):
         if part.startswith("repeats:"):
             return int(part.split(":", 1)[1])
     return default
+
+
+def second_pass(args, runs):
+    """blocking_stall's second pass, from the first pass's results: the cells that decide a
+    break-even (blocking_stall.cells_to_refine), EXTRA_RUNS more times each. Returns
+    [(workers, flags, names)], one concbench run per worker count; [] where no cell needs
+    it, and with --quick, whose two runs per cell give no verdicts to refine."""
+    if args.suite == "quick":
+        return []
+    from workloads import blocking_stall  # after set-up, as report is (it plots)
+    data = merge_runs(runs, args.workers, [], {})
+    records = [r for r in res.reduce_runs(data["benchmarks"])
+               if r["workload"] == blocking_stall.NAME and not r["error"]]
+    if not records:
+        return []
+    cells = blocking_stall.cells_to_refine(blocking_stall.summarize(records, data))
+    by_workers = {}
+    for record in records:
+        p = record["params"]
+        key = (record["model"], str(p.get("kind")), str(p.get("offload")), p.get("rate"), p.get("workers"),
+               p.get("work_us"))
+        if key in cells:
+            by_workers.setdefault(p["workers"], set()).add(res.registered_name(record["name"]))
+    plan = []
+    for workers in sorted(by_workers):
+        names = sorted(by_workers[workers])
+        flags = concbench_flags(args, workers, first=(workers == args.workers[0]))
+        flags = [f for f in flags if not f.startswith(("--benchmark_filter=", "--benchmark_repetitions="))]
+        flags += [f"--benchmark_repetitions={blocking_stall.EXTRA_RUNS}",
+                  "--benchmark_filter=^(" + "|".join(re.escape(n) for n in names) + ")/"]
+        listed, error = list_benchmarks(args.concbench, flags)
+        if error or len(listed) != len(names):
+            raise RuntimeError(f"the second pass (workers={workers}) lists {len(listed)} of its "
+                               f"{len(names)} cells" + (f": {error}" if error else ""))
+        plan.append((workers, flags, listed))
+    return plan
 
 
 def list_benchmarks(binary, flags):
@@ -393,11 +435,15 @@ def _run(args, argv):
     progress = Progress([{name: repetitions_of(name, args.repetitions) for name in names}
                          for _, _, names in plan])
     runs, stopped = [], None
+    batches = list(plan)
     with tempfile.TemporaryDirectory(prefix="concbench-") as tmp:
-        for workers, flags, names in plan:
+        for i, (workers, flags, names) in enumerate(batches):
+            if i == len(plan):
+                print(f"second pass: blocking_stall's {len(names)} cells around the crossovers, "
+                      f"{repetitions_of(names[0], 0)} more runs each", file=sys.stderr)
             print(f"concbench --workers={workers}: {len(names)} benchmarks", file=sys.stderr)
             progress.next_run()
-            json_path, stderr_path = Path(tmp, f"w{workers}.json"), Path(tmp, f"w{workers}.err")
+            json_path, stderr_path = Path(tmp, f"run{i}.json"), Path(tmp, f"run{i}.err")
             try:
                 status = run_concbench(args.concbench, flags, json_path, stderr_path, progress)
             except Stopped as stop:
@@ -412,6 +458,19 @@ def _run(args, argv):
                                 + ("" if run else " and wrote no JSON"))
                 print(f"error: {failures[-1]}; its stderr ends with:", file=sys.stderr)
                 print("\n".join("  " + line for line in tail), file=sys.stderr)
+            if i == len(plan) - 1:
+                try:
+                    later = second_pass(args, runs)
+                except Stopped as stop:
+                    stopped = stop
+                    break
+                except RuntimeError as e:
+                    failures.append(str(e))
+                    print(f"error: {e}", file=sys.stderr)
+                    later = []
+                for batch in later:
+                    batches.append(batch)
+                    progress.add_batch({name: repetitions_of(name, 0) for name in batch[2]})
 
     if not any(runs):
         if stopped:

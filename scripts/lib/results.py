@@ -19,6 +19,7 @@ _NS_PER_UNIT = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 _AVERAGED_FIELDS = ("real_time", "cpu_time", "items_per_second", "bytes_per_second")
 
 _AGGREGATE_SUFFIX = re.compile(r"_(mean|median|stddev|cv)$")
+_REPEATS = re.compile(r"/repeats:\d+(?=/|$)")
 
 
 class ResultsError(Exception):
@@ -68,6 +69,21 @@ def load(run_dir):
 def base_name(name):
     """The run name of a console or JSON name: aggregate suffixes removed."""
     return _AGGREGATE_SUFFIX.sub("", name)
+
+
+def cell_name(name):
+    """The run name without its repetition count: a second pass that runs a cell again
+    (scripts/bench, blocking_stall) adds to the cell's runs under the same cell."""
+    return _REPEATS.sub("", base_name(name))
+
+
+def registered_name(name):
+    """The name a benchmark was registered under, without the run settings and time
+    labels Google Benchmark appends ('/iterations:1/repeats:5/process_time/real_time')."""
+    parts = base_name(name).split("/")
+    while len(parts) > 2 and (":" not in parts[-1] or parts[-1].partition(":")[0] in RUN_SETTINGS):
+        parts.pop()
+    return "/".join(parts)
 
 
 def finite(value):
@@ -143,10 +159,11 @@ def reduce_runs(benchmarks):
     repetitions (their count)."""
     groups = {}
     for entry in benchmarks:
-        groups.setdefault(entry.get("run_name") or base_name(entry["name"]), []).append(entry)
+        groups.setdefault(cell_name(entry.get("run_name") or entry["name"]), []).append(entry)
 
     records = []
-    for run_name, entries in groups.items():
+    for entries in groups.values():
+        run_name = entries[0].get("run_name") or base_name(entries[0]["name"])
         record = {"name": run_name, **parse_name(run_name), "error": None}
         failed = [e for e in entries if e.get("error_occurred")]
         if failed:

@@ -2,6 +2,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -126,9 +127,55 @@ class ProgressTest(unittest.TestCase):
         now[0] = 40.0
         self.assertTrue(progress.line("a/7  1 ns").endswith("ETA 1:00"))
 
+    def test_a_batch_added_later_counts(self):
+        progress = bench.Progress([{"a/x:1": 5}], start=0.0, clock=lambda: 10.0)
+        progress.next_run()
+        progress.line("a/x:1  1 ns")
+        progress.add_batch({"a/x:1/repeats:9": 9})
+        progress.next_run()
+        self.assertEqual(progress.line("a/x:1/repeats:9  1 ns"), "[2/2] a/x:1/repeats:9  elapsed 0:10  ETA 0:00")
+
     def test_repetitions_from_the_name(self):
         self.assertEqual(bench.repetitions_of("b/kind:cpu/iterations:1/repeats:5/real_time", 3), 5)
         self.assertEqual(bench.repetitions_of("cpu_hash/serial/block_bytes:64", 3), 3)
+
+
+class SecondPassTest(unittest.TestCase):
+    """blocking_stall's second pass, planned from a first pass's results."""
+
+    def plan(self, argv):
+        from test_blocking_stall import stall_results
+        data = stall_results()
+        names = {bench.res.registered_name(b["name"]) for b in data["benchmarks"]}
+
+        def listed(binary, flags):  # what concbench would list for these flags
+            pattern = next(f.split("=", 1)[1] for f in flags if f.startswith("--benchmark_filter="))
+            out = [n + "/iterations:1/repeats:9/process_time/real_time" for n in sorted(names)]
+            return [n for n in out if re.search(pattern, n)], None
+
+        with mock.patch.object(bench, "list_benchmarks", listed):
+            return bench.second_pass(bench.parse_args(argv + ["--workers", "1,2"]), [data])
+
+    def test_the_cells_around_each_crossover_run_again(self):
+        plan = self.plan([])
+        self.assertEqual([workers for workers, _, _ in plan], [1, 2])
+        workers, flags, names = plan[0]
+        self.assertIn("--benchmark_repetitions=9", flags)
+        self.assertIn("--models=all", flags)
+        self.assertIn("--models=parallel", plan[1][1])
+        self.assertEqual(sum(f.startswith("--benchmark_filter=") for f in flags), 1)
+        threads = [n for n in names if "/event_loop/kind:cpu/offload:threads/" in n]
+        self.assertEqual([bench.res.parse_name(n)["params"]["work_us"] for n in threads], [10, 100, 1000])
+        # The filter names whole cells: work_us:10 is not work_us:100 or work_us:1000.
+        self.assertEqual(len(names), len(set(names)))
+        self.assertFalse([n for n in names if "/kind:sleep/offload:processes/" in n])
+
+    def test_none_with_quick_and_an_error_where_concbench_lists_other_cells(self):
+        self.assertEqual(self.plan(["--quick"]), [])
+        with mock.patch.object(bench, "list_benchmarks", lambda binary, flags: ([], "no match")):
+            from test_blocking_stall import stall_results
+            with self.assertRaisesRegex(RuntimeError, "second pass.*no match"):
+                bench.second_pass(bench.parse_args(["--workers", "1"]), [stall_results()])
 
 
 class HelpersTest(unittest.TestCase):

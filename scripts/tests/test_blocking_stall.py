@@ -204,10 +204,46 @@ class RuleTest(unittest.TestCase):
     def test_without_a_floor_the_margin_alone_decides(self):
         self.assertEqual(bs.verdict(runs(50), runs(30))["verdict"], bs.WIN)
 
+    def test_the_estimate_finds_a_crossover_the_rule_lacks_the_power_to_be_sure_of(self):
+        # Two hiccups in five offloaded runs at 20 µs: no sure win there, but the
+        # estimates still cross at 20, where a second pass should look.
+        comparisons = self.crossover(at=20, spikes={20: [60, 61, 3000, 59, 2500]})
+        self.assertEqual(comparisons[self.SIZES.index(20)]["verdict"], bs.NO_DIFFERENCE)
+        self.assertEqual(bs.break_even(self.SIZES, comparisons)["from_us"], 50)
+        self.assertEqual(bs.crossover_estimate(self.SIZES, comparisons), 20)
+
+    def test_the_estimate_needs_no_loss_above_it_and_a_stall_above_the_floor(self):
+        offload = {20: 60, 50: 60, 100: 10000}
+        comparisons = self.crossover(at=20, offload_at=lambda w: offload.get(w, 60))
+        self.assertEqual(bs.crossover_estimate(self.SIZES, comparisons), 200)
+        self.assertIsNone(bs.crossover_estimate(self.SIZES, self.crossover(at=20, offload_at=lambda w: 40 * w)))
+        # Offloaded far below inline, but inline at the floor: that is no crossover yet.
+        self.assertEqual(bs.crossover_estimate(self.SIZES, self.crossover(at=100, offload_at=lambda w: 35)), 100)
+
 
 class BreakEvenTest(unittest.TestCase):
     def setUp(self):
         self.summary = summarize(stall_results())
+
+    def test_the_second_pass_runs_the_cells_around_each_crossover_estimate(self):
+        found = self.summary["break_even"]["event_loop"]["cpu"]["threads"]
+        self.assertEqual(found["estimate_us"], 100)
+        # A peer is left out: each of its runs starts a process.
+        self.summary["break_even"]["peer_node"] = self.summary["break_even"]["event_loop"]
+        cells = bs.cells_to_refine(self.summary)
+        def sizes(model, kind, offload):
+            return sorted(w for m, k, o, _, _, w in cells if (m, k, o) == (model, kind, offload))
+        self.assertEqual(sizes("event_loop", "cpu", "threads"), [10, 100, 1000])
+        self.assertIn(("event_loop", "cpu", "threads", 100, 1, 100), cells)  # at the rate and workers ruled on
+        # processes looks like a loss at 100 and a win from 1000 on: 100, 1000, 10000.
+        self.assertEqual(sizes("event_loop", "cpu", "processes"), [100, 1000, 10000])
+        self.assertEqual(sizes("event_loop", "cpu", "inline"), [10, 100, 1000, 10000])  # both targets' sizes
+        # kind:sleep to processes never looks like a win: nothing to refine.
+        self.assertFalse({c for c in cells if c[1:3] == ("sleep", "processes")})
+        self.assertFalse({c for c in cells if c[0] == "peer_node"})
+        # Every cell named is one that ran.
+        ran = {(m, k, o, int(r), int(wk), int(w)) for m, k, o, r, wk, w, _ in bs._walk(self.summary["series"])}
+        self.assertLessEqual(cells, ran)
 
     def test_offload_keeps_winning_from_break_even(self):
         self.assertEqual(self.summary["break_even_us"]["event_loop"]["cpu"]["threads"], 100)

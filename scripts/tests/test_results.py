@@ -63,6 +63,20 @@ class ReduceRunsTest(unittest.TestCase):
         self.assertEqual(record["bytes_per_second"], 2.0)
         self.assertEqual(record["real_time_ns"], 2000.0)
 
+    def test_a_second_pass_adds_to_the_runs_of_its_cell(self):
+        # scripts/bench's second pass runs a cell again with its own repetition count.
+        first, second = "w/m/x:1/iterations:1/repeats:5/real_time", "w/m/x:1/iterations:1/repeats:9/real_time"
+        other = "w/m/x:2/iterations:1/repeats:5/real_time"
+        records = res.reduce_runs([entry(first, 1.0), entry(first, 2.0), entry(other, 5.0),
+                                   entry(second, 3.0), entry(second, 4.0), entry(second, 5.0)])
+        self.assertEqual([r["name"] for r in records], [first, other])
+        self.assertEqual(records[0]["repetitions"], 5)
+        self.assertEqual(records[0]["runs"]["bytes_per_second"], [1.0, 2.0, 3.0, 4.0, 5.0])
+        self.assertEqual(res.cell_name(second + "_median"), "w/m/x:1/iterations:1/real_time")
+        self.assertEqual(res.registered_name(second + "_median"), "w/m/x:1")
+        self.assertEqual(res.registered_name("w/m/x:1/workers:2/min_time:0.100/process_time/real_time"),
+                         "w/m/x:1/workers:2")
+
     def test_any_failed_repetition_makes_an_error(self):
         name = "w/m/x:1"
         [record] = res.reduce_runs([entry(name, 1.0), error_entry(name, "mismatch")])

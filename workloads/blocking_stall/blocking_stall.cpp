@@ -173,7 +173,13 @@ std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second) {
   return std::max<std::uint64_t>(kLightBytes, static_cast<std::uint64_t>(work_us * bytes_per_second / 1e6));
 }
 
-int repetitions(Suite suite) { return suite == Suite::quick ? 2 : 7; }
+int repetitions(Suite suite) {
+  switch (suite) {
+    case Suite::quick: return 2;
+    case Suite::standard: return 5;
+    default: return 7;
+  }
+}
 
 bool peer_runs(Suite suite, const Params& p) {
   switch (suite) {

@@ -18,7 +18,8 @@ Summary layout (JSON-friendly, numbers as string keys):
                                          below); null where it never does, or unknown
   break_even[model][kind][target]        the same with its interval and the verdict at each
                                          size: status (pays_off | never | too_few_runs | missing),
-                                         from_us, low_us, high_us, never_consistent, verdicts
+                                         from_us, low_us, high_us, never_consistent, estimate_us
+                                         (where the estimates alone put it: crossover_estimate), verdicts
                                          {work_us: win | loss | no_difference | too_few_runs},
                                          ratios {work_us: {estimate, low, high, coverage}}, rate,
                                          workers, ...
@@ -97,6 +98,14 @@ BEATS_INLINE_BY = 0.8
 LOSES_TO_INLINE_BY = 1 / BEATS_INLINE_BY
 WIN, LOSS, NO_DIFFERENCE, TOO_FEW_RUNS = "win", "loss", "no_difference", "too_few_runs"
 VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"}
+# Power where it decides. A cell's runs hiccup with the machine (a 2-4 ms stall in one
+# run of five or so on the shared 2-core VM), and with 7 runs a side, two such runs of
+# the offloaded cell keep a clear win from being sure. So scripts/bench runs every cell
+# a first time (repetitions() in blocking_stall.cpp), then the cells at the crossover
+# estimate and one size either side of it EXTRA_RUNS more times (cells_to_refine): the
+# sizes that decide a break-even get 14 runs, which outlast three hiccups, and the sizes
+# far from it, whose verdicts decide nothing, keep few.
+EXTRA_RUNS = 9
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
 STALL_UNLIKE_WORK = 2
@@ -199,14 +208,19 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
     floor_runs = [v for v in floor_runs or [] if v > 0]
     if not inline_runs or not offload_runs:
         empty = {"estimate": None, "low": None, "high": None, "coverage": None}
-        return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "could_lose": None}
+        return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "could_lose": None,
+                "looks_like_win": False, "looks_like_loss": False}
     ratio = stats.ratio_interval(offload_runs, inline_runs)
     lifted = None
     if floor_runs:
         floor = stats.median(floor_runs)
         low, high, _ = stats.median_interval(inline_runs)
         lifted = {"low": low / floor, "high": high / floor, "floor_us": floor}
-    out = {"verdict": TOO_FEW_RUNS, "ratio": ratio, "lifted": lifted, "could_win": None, "could_lose": None}
+    out = {"verdict": TOO_FEW_RUNS, "ratio": ratio, "lifted": lifted, "could_win": None, "could_lose": None,
+           # What the estimates alone say, confidence aside: where the second pass looks.
+           "looks_like_win": ratio["estimate"] < BEATS_INLINE_BY and (
+               lifted is None or stats.median(inline_runs) / lifted["floor_us"] > LOSES_TO_INLINE_BY),
+           "looks_like_loss": ratio["estimate"] > LOSES_TO_INLINE_BY}
     if ratio["low"] is None:
         return out
     clear_of_floor = lifted is None or lifted["low"] > LOSES_TO_INLINE_BY
@@ -220,6 +234,16 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
     out["could_win"] = ratio["low"] < BEATS_INLINE_BY and not near_floor
     out["could_lose"] = ratio["high"] > LOSES_TO_INLINE_BY
     return out
+
+
+def crossover_estimate(sizes, comparisons):
+    """The smallest size whose estimates look like a win with none that looks like a
+    loss above it, confidence aside; None where there is no such size. Where the rule
+    has too little power for a verdict, this still says where the crossover lies."""
+    for i, c in enumerate(comparisons):
+        if c["looks_like_win"] and not any(later["looks_like_loss"] for later in comparisons[i + 1:]):
+            return sizes[i]
+    return None
 
 
 def break_even(sizes, comparisons):
@@ -405,7 +429,7 @@ def _break_even(by_offload, target):
     """The rule applied to one model, kind and target, on light p99 at the lowest
     rate and the most workers both measured."""
     result = {"status": "missing", "from_us": None, "low_us": None, "high_us": None, "never_consistent": None,
-              "verdicts": {}, "ratios": {}, "rate": None, "workers": None,
+              "estimate_us": None, "verdicts": {}, "ratios": {}, "rate": None, "workers": None,
               "smallest_work_us": None, "largest_work_us": None}
     paired = _paired(by_offload, target, "light_p99_us")
     if paired is None:
@@ -413,7 +437,8 @@ def _break_even(by_offload, target):
     basis, inline, offload, common = paired
     floor = (_floor(by_offload, basis) or {}).get("runs", {}).get("light_p99_us")
     comparisons = [verdict(inline[w], offload[w], floor) for w in common]
-    result.update(break_even(common, comparisons), rate=_num(basis[0]), workers=_num(basis[1]),
+    result.update(break_even(common, comparisons), estimate_us=crossover_estimate(common, comparisons),
+                  rate=_num(basis[0]), workers=_num(basis[1]),
                   smallest_work_us=common[0], largest_work_us=common[-1],
                   verdicts={str(w): c["verdict"] for w, c in zip(common, comparisons)},
                   ratios={str(w): c["ratio"] for w, c in zip(common, comparisons)},
@@ -423,6 +448,27 @@ def _break_even(by_offload, target):
         result.update(inline_p99_us=stats.median(inline[at]), offload_p99_us=stats.median(offload[at]),
                       inline_stall_us=_column(by_offload, INLINE, basis, "stall_p50_us").get(at))
     return result
+
+
+def cells_to_refine(summary):
+    """The cells a second pass runs EXTRA_RUNS more times: for each model, kind and
+    target of concbench's own, inline and offloaded at the crossover estimate and one
+    size either side of it. Returns {(model, kind, offload, rate, workers, work_us)},
+    numbers as in benchmark names."""
+    cells = set()
+    for model, by_kind in summary["break_even"].items():
+        if res.is_peer(model):  # each of their runs starts a process: too dear for more
+            continue
+        for kind, by_target in by_kind.items():
+            for target, found in by_target.items():
+                if found["estimate_us"] is None:
+                    continue
+                sizes = [_num(w) for w in found["verdicts"]]
+                at = sizes.index(found["estimate_us"])
+                for work in sizes[max(0, at - 1):at + 2]:
+                    for offload in (INLINE, target):
+                        cells.add((model, kind, offload, found["rate"], found["workers"], work))
+    return cells
 
 
 def _offload_cost(by_offload, target):
@@ -789,6 +835,9 @@ def _interval_line(ax, works, estimates, style):
 def report(summary, plots):
     """Markdown section; plots are paths relative to the report (plots/x.png)."""
     runs = f"{_runs_phrase(summary['repetitions'])} per cell, interleaved" if summary["repetitions"] else "no runs"
+    if summary["repetitions"] and summary["repetitions"][1] > summary["repetitions"][0]:
+        runs += ("; the most where the break-evens are decided: a second pass runs the cells at each "
+                 "crossover estimate and one size either side of it again")
     intro = ("Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
              "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or blocked "
              "in a read (kind:sleep), either inline or offloaded to threads or to processes. Inline with "
