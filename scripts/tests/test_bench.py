@@ -14,6 +14,7 @@ from unittest import mock
 from synthetic import SCRIPTS
 
 import bench
+from workloads import blocking_stall
 
 FAKE = SCRIPTS / "tests" / "fake_concbench.py"
 
@@ -160,7 +161,7 @@ class SecondPassTest(unittest.TestCase):
         plan = self.plan([])
         self.assertEqual([workers for workers, _, _ in plan], [1, 2])
         workers, flags, names = plan[0]
-        self.assertIn("--benchmark_repetitions=9", flags)
+        self.assertIn(f"--benchmark_repetitions={blocking_stall.EXTRA_RUNS}", flags)
         self.assertIn("--models=all", flags)
         self.assertIn("--models=parallel", plan[1][1])
         self.assertEqual(sum(f.startswith("--benchmark_filter=") for f in flags), 1)

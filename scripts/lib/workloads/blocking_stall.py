@@ -103,9 +103,10 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # the offloaded cell keep a clear win from being sure. So scripts/bench runs every cell
 # a first time (repetitions() in blocking_stall.cpp), then the cells at the crossover
 # estimate and one size either side of it EXTRA_RUNS more times (cells_to_refine): the
-# sizes that decide a break-even get 14 runs, which outlast three hiccups, and the sizes
-# far from it, whose verdicts decide nothing, keep few.
-EXTRA_RUNS = 9
+# sizes that decide a break-even get 12 runs, which outlast three hiccups (as 14 do: the
+# 95% interval at 12 a side drops the 37 most extreme of 144 pairs, at 14 the 55 of
+# 196), and the sizes far from it, whose verdicts decide nothing, keep few.
+EXTRA_RUNS = 7
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
 STALL_UNLIKE_WORK = 2
