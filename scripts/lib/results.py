@@ -195,7 +195,8 @@ def reduce_runs(benchmarks):
             if isinstance(chosen.get(field), (int, float)):
                 record[field + "_ns"] = chosen[field] * scale
         for key, value in chosen.items():
-            if _is_number(value) and key not in record and key not in ("real_time", "cpu_time"):
+            if (_is_number(value) and key not in record and key not in ("real_time", "cpu_time")
+                    and key not in _ENTRY_INDEXES):
                 record[key] = value
         records.append(record)
     return records
@@ -254,11 +255,26 @@ def write_json_atomic(path, data):
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+# Fields of Google Benchmark's entries that nothing here reads, left out of results.json:
+# how it numbers benchmark families, and one thread per benchmark (concbench's own
+# threads are parameters). They made up a fifth of a default run's file.
+_UNREAD_FIELDS = {"family_index", "per_family_instance_index"}
+
+
+def compact_entry(entry):
+    """entry without what results.json need not repeat: the unread numbering, threads
+    when 1, and run_name where base_name(name) gives it back."""
+    return {k: v for k, v in entry.items()
+            if k not in _UNREAD_FIELDS and not (k == "threads" and v == 1)
+            and not (k == "run_name" and v == base_name(entry["name"]))}
+
+
 def write_results(path, data):
-    """results.json: the usual JSON, but one benchmark entry per line. Seven runs of each
-    blocking_stall cell make thousands of entries, which indented run to megabytes; a line
-    each keeps a run's file small and its diffs one line per entry."""
+    """results.json: the usual JSON, but one benchmark entry per line, each compacted
+    (compact_entry). Twelve runs of the decisive blocking_stall cells make thousands of
+    entries, which indented run to megabytes; a line each keeps a run's file small and its
+    diffs one line per entry."""
     rest = {k: v for k, v in data.items() if k != "benchmarks"}
     head = json.dumps(rest, indent=2)[:-2] + ",\n" if rest else "{\n"  # the object left open
-    entries = ",\n".join("    " + json.dumps(entry) for entry in data["benchmarks"])
+    entries = ",\n".join("    " + json.dumps(compact_entry(entry)) for entry in data["benchmarks"])
     write_atomic(path, head + '  "benchmarks": [\n' + entries + "\n  ]\n}\n")

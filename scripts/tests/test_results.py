@@ -96,6 +96,22 @@ class WriteResultsTest(unittest.TestCase):
             for entry in data["benchmarks"]:
                 self.assertIn("    " + json.dumps(entry), lines)
 
+    def test_entries_lose_only_what_reading_gives_back(self):
+        path = Path(tempfile.mkdtemp()) / res.RESULTS_FILE
+        iteration = {"name": "w/m/x:1/repeats:2", "run_name": "w/m/x:1/repeats:2", "family_index": 3,
+                     "per_family_instance_index": 0, "threads": 1, "repetition_index": 1, "real_time": 2.0}
+        median = dict(iteration, name="w/m/x:1/repeats:2_median", aggregate_name="median")
+        renamed = dict(iteration, run_name="w/other", threads=2)
+        res.write_results(path, {"benchmarks": [iteration, median, renamed]})
+        written = json.loads(path.read_text())["benchmarks"]
+        self.assertEqual(written[0], {"name": "w/m/x:1/repeats:2", "repetition_index": 1, "real_time": 2.0})
+        self.assertEqual(written[1]["name"], "w/m/x:1/repeats:2_median")
+        self.assertNotIn("run_name", written[1])
+        self.assertEqual((written[2]["run_name"], written[2]["threads"]), ("w/other", 2))
+        self.assertNotIn("family_index", written[2])
+        # What the reading makes of them is unchanged.
+        self.assertEqual(res.reduce_runs(written), res.reduce_runs([iteration, median, renamed]))
+
 
 class LoadTest(unittest.TestCase):
     def setUp(self):
