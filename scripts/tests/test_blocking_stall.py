@@ -237,7 +237,10 @@ class BreakEvenTest(unittest.TestCase):
         self.assertIn(("event_loop", "cpu", "threads", 100, 1, 100), cells)  # at the rate and workers ruled on
         # processes looks like a loss at 100 and a win from 1000 on: 100, 1000, 10000.
         self.assertEqual(sizes("event_loop", "cpu", "processes"), [100, 1000, 10000])
-        self.assertEqual(sizes("event_loop", "cpu", "inline"), [10, 100, 1000, 10000])  # both targets' sizes
+        # Both targets' sizes, and the floor, which every verdict is held against.
+        self.assertEqual(sizes("event_loop", "cpu", "inline"), [bs.FLOOR_WORK_US, 10, 100, 1000, 10000])
+        # The floor of each kind, pooled by the rule, even where that kind has nothing to refine.
+        self.assertIn(("event_loop", "sleep", "inline", 100, 1, bs.FLOOR_WORK_US), cells)
         # kind:sleep to processes never looks like a win: nothing to refine.
         self.assertFalse({c for c in cells if c[1:3] == ("sleep", "processes")})
         self.assertFalse({c for c in cells if c[0] == "peer_node"})
@@ -278,12 +281,27 @@ class BreakEvenTest(unittest.TestCase):
         self.assertEqual(self.summary["break_even_us"]["fibers"]["cpu"]["threads"], 10000)
         self.assertNotIn("sleep", self.summary["break_even_us"]["fibers"])
 
+    def test_the_floor_pools_the_runs_of_both_kinds(self):
+        def cell(p99_runs):
+            return {"light_p99_us": sorted(p99_runs)[2], "runs": {"light_p99_us": p99_runs}}
+        cpu = {"inline": {"1": {"1": {"0": cell([50, 60, 900, 1000, 1100]),  # three hiccups in five
+                                      "3": cell(runs(200))}}},
+               "threads": {"1": {"1": {"3": cell(runs(100))}}}}
+        sleep = {"inline": {"1": {"1": {"0": cell(runs(50))}}}}
+        self.assertEqual(sorted(bs._floor_runs({"cpu": cpu, "sleep": sleep}, ("1", "1"))),
+                         sorted([50, 60, 900, 1000, 1100] + runs(50)))
+        # The floor of kind:cpu alone sits at 900, over inline's 200: no win.
+        self.assertEqual(bs._break_even({"cpu": cpu}, "cpu", "threads")["verdicts"], {"3": bs.NO_DIFFERENCE})
+        # Pooled, its median is 51: inline is clear of it, and offloading wins.
+        found = bs._break_even({"cpu": cpu, "sleep": sleep}, "cpu", "threads")
+        self.assertEqual((found["verdicts"], found["floor_p99_us"]), ({"3": bs.WIN}, 51.125))
+
     def test_sentence_names_a_stall_far_above_the_nominal_work(self):
         def phrase(stall_us):
             point = {"light_p99_us": 200, "stall_p50_us": stall_us, "runs": {"light_p99_us": runs(200)}}
             by_offload = {"inline": {"1": {"1": {"3": point}}},
                           "threads": {"1": {"1": {"3": {"light_p99_us": 100, "runs": {"light_p99_us": runs(100)}}}}}}
-            found = bs._break_even(by_offload, "threads")
+            found = bs._break_even({"cpu": by_offload}, "cpu", "threads")
             found["smallest_work_us"] = 1  # so the phrase is "from", not "already at"
             return bs._pays_off_phrase(found)
         self.assertIn("held its thread for 77", phrase(77))

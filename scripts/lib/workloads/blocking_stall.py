@@ -88,7 +88,10 @@ COUNT_TOLERANCE = 0.5
 #             nearer the floor, BEATS_INLINE_BY x inline is under the floor, which no
 #             offload reaches, so a "win" there could only be noise. The floor is its
 #             median because a p99's noise is one-sided: a hiccup lifts a run, never
-#             lowers it, and the floor's own runs have them too;
+#             lowers it, and the floor's own runs have them too. It pools the floor runs
+#             of both kinds (_floor_runs), and the second pass runs them again: the five
+#             runs of one cell, three of them hiccups, once put the floor at 0.9-1.6 ms
+#             against about 90 µs, and every win below that went;
 #   loses     where the interval lies above LOSES_TO_INLINE_BY;
 #   makes no difference otherwise; a size with too few runs for an interval has no
 #             verdict.
@@ -307,8 +310,8 @@ def summarize(records, results):
 
     context = results.get("context") or {}
     calibration = {name: res.finite(context.get("calib_" + name)) for name in CALIBRATION_LABELS}
-    break_evens = {model: {kind: {target: _break_even(by_offload, target) for target in TARGETS}
-                           for kind, by_offload in by_kind.items()}
+    break_evens = {model: {kind: {target: _break_even(by_kind, kind, target) for target in TARGETS}
+                           for kind in by_kind}
                    for model, by_kind in series.items()}
     offload_cost = {model: {kind: {target: _offload_cost(by_offload, target) for target in TARGETS}
                             for kind, by_offload in by_kind.items()}
@@ -326,7 +329,7 @@ def summarize(records, results):
         "break_even": break_evens,
         "offload_cost_us": headline,
         "offload_cost": offload_cost,
-        "cpu_waits": {model: {kind: {target: _cpu_waits(by_offload, target) for target in TARGETS
+        "cpu_waits": {model: {kind: {target: _cpu_waits(by_kind, kind, target) for target in TARGETS
                                      if target in by_offload}
                               for kind, by_offload in by_kind.items()}
                       for model, by_kind in series.items()},
@@ -408,10 +411,14 @@ def _runs(by_offload, offload, basis, field):
             if p.get("runs", {}).get(field)}
 
 
-def _floor(by_offload, basis):
-    """The floor's point at basis: inline with no work; None where not measured."""
+def _floor_runs(by_kind, basis):
+    """The light p99 of every floor run at basis (inline, no work), of both kinds: with no
+    work a heavy request of either kind is the same request, and the floor, which the rule
+    holds every size against, has the runs of both; [] where not measured."""
     rate, workers = basis
-    return by_offload.get(INLINE, {}).get(rate, {}).get(workers, {}).get(str(FLOOR_WORK_US))
+    return [v for by_offload in by_kind.values()
+            for v in ((by_offload.get(INLINE, {}).get(rate, {}).get(workers, {}).get(str(FLOOR_WORK_US)) or {})
+                      .get("runs", {}).get("light_p99_us") or [])]
 
 
 def _paired(by_offload, target, field):
@@ -426,9 +433,10 @@ def _paired(by_offload, target, field):
     return (basis, inline, offload, common) if common else None
 
 
-def _break_even(by_offload, target):
+def _break_even(by_kind, kind, target):
     """The rule applied to one model, kind and target, on light p99 at the lowest
     rate and the most workers both measured."""
+    by_offload = by_kind[kind]
     result = {"status": "missing", "from_us": None, "low_us": None, "high_us": None, "never_consistent": None,
               "estimate_us": None, "verdicts": {}, "ratios": {}, "rate": None, "workers": None,
               "smallest_work_us": None, "largest_work_us": None}
@@ -436,7 +444,7 @@ def _break_even(by_offload, target):
     if paired is None:
         return result
     basis, inline, offload, common = paired
-    floor = (_floor(by_offload, basis) or {}).get("runs", {}).get("light_p99_us")
+    floor = _floor_runs(by_kind, basis)
     comparisons = [verdict(inline[w], offload[w], floor) for w in common]
     result.update(break_even(common, comparisons), estimate_us=crossover_estimate(common, comparisons),
                   rate=_num(basis[0]), workers=_num(basis[1]),
@@ -454,8 +462,9 @@ def _break_even(by_offload, target):
 def cells_to_refine(summary):
     """The cells a second pass runs EXTRA_RUNS more times: for each model, kind and
     target of concbench's own, inline and offloaded at the crossover estimate and one
-    size either side of it. Returns {(model, kind, offload, rate, workers, work_us)},
-    numbers as in benchmark names."""
+    size either side of it, and the floor of each kind, which every verdict is held
+    against. Returns {(model, kind, offload, rate, workers, work_us)}, numbers as in
+    benchmark names."""
     cells = set()
     for model, by_kind in summary["break_even"].items():
         if res.is_peer(model):  # each of their runs starts a process: too dear for more
@@ -469,7 +478,11 @@ def cells_to_refine(summary):
                 for work in sizes[max(0, at - 1):at + 2]:
                     for offload in (INLINE, target):
                         cells.add((model, kind, offload, found["rate"], found["workers"], work))
-    return cells
+                for floor_kind in by_kind:
+                    cells.add((model, floor_kind, INLINE, found["rate"], found["workers"], FLOOR_WORK_US))
+    ran = {(model, kind, offload, _num(rate), _num(workers), _num(work))
+           for model, kind, offload, rate, workers, work, _ in _walk(summary["series"])}
+    return cells & ran  # a floor may not have run (a filter)
 
 
 def _offload_cost(by_offload, target):
@@ -494,15 +507,17 @@ def _offload_cost(by_offload, target):
             "rate": _num(basis[0]), "workers": _num(basis[1])}
 
 
-def _cpu_waits(by_offload, target):
+def _cpu_waits(by_kind, kind, target):
     """Where target's light p99 stays above LOSES_TO_INLINE_BY x the floor (medians),
     the sizes whose serving thread waited for a CPU at least CPU_WAIT_EXPLAINS of the
     run (explained) and those where it did not (the offload's own cost), with each
     size's median wait share. None without a floor or wait counters."""
+    by_offload = by_kind[kind]
     basis = _basis(by_offload, (INLINE, target))
-    floor = res.finite((_floor(by_offload, basis) or {}).get("light_p99_us")) if basis else None
-    if floor is None:
+    floor_runs = _floor_runs(by_kind, basis) if basis else []
+    if not floor_runs:
         return None
+    floor = stats.median(floor_runs)
     p99 = _column(by_offload, target, basis, "light_p99_us")
     share = _column(by_offload, target, basis, "cpu_wait_share")
     if not share:
@@ -736,7 +751,7 @@ def _plot_crossover(summary, model, kind, by_offload, plots_dir):
         plt.close(fig)
         return []
     sizes = sorted(sizes)
-    floor = (_floor(by_offload, basis) or {}).get("runs", {}).get("light_p99_us")
+    floor = _floor_runs(summary["series"][model], basis)
     if floor:
         low, high = _quartiles(floor)
         ax.axhspan(low, high, color="gray", alpha=0.15, label=f"floor, no work (middle half): {format_range_us(low, high)}")
@@ -838,7 +853,7 @@ def report(summary, plots):
     runs = f"{_runs_phrase(summary['repetitions'])} per cell, interleaved" if summary["repetitions"] else "no runs"
     if summary["repetitions"] and summary["repetitions"][1] > summary["repetitions"][0]:
         runs += ("; the most where the break-evens are decided: a second pass runs the cells at each "
-                 "crossover estimate and one size either side of it again")
+                 "crossover estimate and one size either side of it again, and the floors")
     intro = ("Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
              "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or blocked "
              "in a read (kind:sleep), either inline or offloaded to threads or to processes. Inline with "
@@ -847,7 +862,8 @@ def report(summary, plots):
              f"**The rule.** At each size, the runs give a {stats.CONFIDENCE:.0%} interval for light p99 "
              "offloaded ÷ inline (Hodges–Lehmann, distribution-free). Offloading *wins* where that interval "
              f"lies below {BEATS_INLINE_BY:g} and the interval of inline's median p99 lies above the floor's "
-             f"median ÷ {BEATS_INLINE_BY:g} (nearer the floor, {BEATS_INLINE_BY:g}× inline is a latency no "
+             f"median ÷ {BEATS_INLINE_BY:g} (the floor's runs of both kinds, pooled: with no work the "
+             f"requests are the same; nearer the floor, {BEATS_INLINE_BY:g}× inline is a latency no "
              f"offload reaches); it *loses* where the interval lies above {LOSES_TO_INLINE_BY:g}; otherwise it makes "
              f"no difference. It *pays off from W* where it wins at W and loses at no larger size; the "
              "interval beside a break-even holds every size the data allow to be it. The offload cost is "
