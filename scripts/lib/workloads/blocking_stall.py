@@ -416,9 +416,9 @@ def _floor_runs(by_kind, basis):
     work a heavy request of either kind is the same request, and the floor, which the rule
     holds every size against, has the runs of both; [] where not measured."""
     rate, workers = basis
-    return [v for by_offload in by_kind.values()
-            for v in ((by_offload.get(INLINE, {}).get(rate, {}).get(workers, {}).get(str(FLOOR_WORK_US)) or {})
-                      .get("runs", {}).get("light_p99_us") or [])]
+    floors = (by_offload.get(INLINE, {}).get(rate, {}).get(workers, {}).get(str(FLOOR_WORK_US))
+              for by_offload in by_kind.values())
+    return [v for point in floors if point for v in point.get("runs", {}).get("light_p99_us", [])]
 
 
 def _paired(by_offload, target, field):
