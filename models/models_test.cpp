@@ -17,6 +17,7 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,7 +29,9 @@
 #include <ctime>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -548,6 +551,13 @@ Bytes announce_and_sleep(std::span<const std::byte> path) {
   return {};
 }
 
+Bytes reply_pid_after_100ms(std::span<const std::byte> in) {
+  std::this_thread::sleep_for(100ms);
+  return reply_pid(in);
+}
+
+[[noreturn]] Bytes exit_3(std::span<const std::byte>) { ::_exit(3); }
+
 Bytes sleep_200ms(std::span<const std::byte>) {
   std::this_thread::sleep_for(200ms);
   return {};
@@ -668,6 +678,84 @@ TEST(ProcessPool, ReportsATaskExceptionAsAnError) {
   EXPECT_FALSE(result.ok());
   EXPECT_EQ(result.error, "task failed on purpose");
   EXPECT_TRUE(rt().process_pool.run(echo, text("still fine")).ok());
+}
+
+std::vector<std::future<TaskResult>> submit_all(ProcessPool& pool, std::initializer_list<ProcessTask> tasks) {
+  std::vector<std::future<TaskResult>> results;
+  for (ProcessTask task : tasks) {
+    auto promise = std::make_shared<std::promise<TaskResult>>();
+    results.push_back(promise->get_future());
+    pool.submit(task, {}, [promise](TaskResult r) { promise->set_value(std::move(r)); });
+  }
+  return results;
+}
+
+// With a backlog, the worker holds the first task's reply back while the next two
+// wait. The second task then kills it: only that task fails, and the first, whose
+// reply died with the worker, runs again on the replacement.
+TEST(ProcessPool, AWorkerThatDiesWithRepliesHeldBackFailsOnlyTheTaskItDiedOn) {
+  ProcessPool pool(1);
+  const pid_t first_worker = pool.worker_pids().front();
+  // Seven tasks, so that the worker is sent four (more than n wait while it has n).
+  auto results = submit_all(pool, {reply_pid_after_100ms, exit_3, reply_pid, reply_pid, reply_pid, reply_pid, reply_pid});
+  for (auto& r : results) ASSERT_EQ(r.wait_for(10s), std::future_status::ready);
+  std::vector<TaskResult> got;
+  for (auto& r : results) got.push_back(r.get());
+  const pid_t replacement = pool.worker_pids().front();
+  ASSERT_NE(replacement, first_worker);
+  EXPECT_FALSE(got[1].ok());
+  EXPECT_NE(got[1].error.find("worker process " + std::to_string(first_worker) + " exited with status 3 while running the task"),
+            std::string::npos)
+      << got[1].error;
+  for (std::size_t i : {0, 2, 3, 4, 5, 6}) {
+    ASSERT_TRUE(got[i].ok()) << "task " << i << ": " << got[i].error;
+    EXPECT_EQ(as_pid(got[i].data), replacement) << "task " << i << " should have run again after the crash";
+  }
+  EXPECT_EQ(pool.replacements(), 1u);
+}
+
+// Each death fails the one task that caused it, however many such tasks queue up
+// together: none is blamed on its neighbours, and each task gets one result (a
+// second would throw from its promise).
+TEST(ProcessPool, TasksThatKillTheirWorkersEachFailAlone) {
+  ProcessPool pool(2);
+  auto results = submit_all(pool, {exit_3, reply_pid, exit_3, exit_3, reply_pid, reply_pid, exit_3, reply_pid, reply_pid});
+  const std::set<std::size_t> killers{0, 2, 3, 6};
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    ASSERT_EQ(results[i].wait_for(10s), std::future_status::ready) << "task " << i;
+    TaskResult r = results[i].get();
+    if (killers.count(i)) {
+      EXPECT_NE(r.error.find("exited with status 3 while running the task"), std::string::npos) << "task " << i << ": " << r.error;
+    } else {
+      EXPECT_TRUE(r.ok()) << "task " << i << ": " << r.error;
+    }
+  }
+  EXPECT_EQ(pool.replacements(), killers.size());
+}
+
+// The worker's test for a backlog: whole requests only, and what the socket holds
+// counts as much as what was already read.
+TEST(ProcessPool, InboxCountsWholeRequestsWaiting) {
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  Inbox inbox;
+  const Bytes body(100);
+  auto send = [&](std::size_t from, std::size_t to) {
+    Bytes message(sizeof(ProcessRequestHeader) + body.size());
+    ProcessRequestHeader header{0, body.size()};
+    std::memcpy(message.data(), &header, sizeof header);
+    ASSERT_EQ(::write(pair[0], message.data() + from, to - from), static_cast<ssize_t>(to - from));
+  };
+  const std::size_t whole = sizeof(ProcessRequestHeader) + body.size();
+  EXPECT_FALSE(inbox.two_requests_waiting(pair[1]));
+  send(0, whole);
+  EXPECT_FALSE(inbox.two_requests_waiting(pair[1]));
+  send(0, whole - 1);
+  EXPECT_FALSE(inbox.two_requests_waiting(pair[1])) << "the second request is one byte short";
+  send(whole - 1, whole);
+  EXPECT_TRUE(inbox.two_requests_waiting(pair[1]));
+  ::close(pair[0]);
+  ::close(pair[1]);
 }
 
 TEST(ProcessPool, KilledWorkerFailsItsTaskAndIsReplaced) {

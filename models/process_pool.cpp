@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -35,7 +36,8 @@ struct ReplyHeader {
   std::uint64_t ok;  // 1: data follows; 0: an error message follows
 };
 struct SpawnRequest {
-  pid_t reap;  // a dead worker to reap first, or 0
+  pid_t reap;     // a dead worker to reap first, or 0
+  unsigned slot;  // which count of tasks started the new worker keeps
 };
 struct SpawnReply {
   int reaped_status;  // wait status of the reaped worker
@@ -109,8 +111,19 @@ void die_with_parent(pid_t parent) {
   if (::getppid() != parent) ::_exit(1);
 }
 
-[[noreturn]] void worker_main(int fd) {
-  Bytes payload;
+void append(Bytes& to, const void* data, std::size_t size) {
+  const auto* p = static_cast<const std::byte*>(data);
+  to.insert(to.end(), p, p + size);
+}
+
+// Replies are held back while two or more tasks wait here: the pool then hears
+// from this worker once per batch, and still has a task's time to send more before
+// the worker runs dry. Large replies leave at once; holding saves a wake-up, not a
+// copy.
+constexpr std::size_t kHeldBytes = 64 << 10;
+
+[[noreturn]] void worker_main(int fd, std::atomic<std::uint64_t>& started) {
+  Bytes payload, held;
   Inbox inbox;
   for (;;) {
     ProcessRequestHeader request;
@@ -119,6 +132,7 @@ void die_with_parent(pid_t parent) {
     if (!read_exact(fd, inbox, payload.data(), payload.size())) ::_exit(0);
     Bytes out;
     std::string error;
+    started.fetch_add(1);
     try {
       out = reinterpret_cast<ProcessTask>(request.task)(payload);
     } catch (const std::exception& e) {
@@ -126,9 +140,15 @@ void die_with_parent(pid_t parent) {
     } catch (...) {
       error = "task threw a non-standard exception";
     }
-    ReplyHeader reply{error.empty() ? out.size() : error.size(), error.empty() ? 1u : 0u};
-    const void* body = error.empty() ? static_cast<const void*>(out.data()) : error.data();
-    if (!write_exact(fd, &reply, sizeof reply, body, reply.size)) ::_exit(0);
+    const std::string_view body = error.empty() ? std::string_view(reinterpret_cast<const char*>(out.data()), out.size())
+                                                : std::string_view(error);
+    const ReplyHeader reply{body.size(), error.empty() ? 1u : 0u};
+    append(held, &reply, sizeof reply);
+    append(held, body.data(), body.size());
+    if (held.size() > kHeldBytes || !inbox.two_requests_waiting(fd)) {
+      if (!write_exact(fd, held.data(), held.size())) ::_exit(0);
+      held.clear();
+    }
   }
 }
 
@@ -171,7 +191,7 @@ bool receive_worker(int control, SpawnReply& reply, int& fd) {
 
 // The spawner: single-threaded, it forks workers on request and reaps them. It
 // exits when the pool closes the control socket, after reaping every worker.
-[[noreturn]] void spawner_main(int control) {
+[[noreturn]] void spawner_main(int control, std::atomic<std::uint64_t>* started) {
   const pid_t self = ::getpid();
   std::vector<pid_t> children;
   SpawnRequest request;
@@ -181,6 +201,8 @@ bool receive_worker(int control, SpawnReply& reply, int& fd) {
       ::waitpid(request.reap, &reply.reaped_status, 0);
       std::erase(children, request.reap);
     }
+    // The old worker is reaped: nothing else writes the slot now.
+    started[request.slot] = 0;
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) {
       reply.error = errno;
@@ -192,7 +214,7 @@ bool receive_worker(int control, SpawnReply& reply, int& fd) {
       ::close(control);
       ::close(pair[0]);
       die_with_parent(self);
-      worker_main(pair[1]);
+      worker_main(pair[1], started[request.slot]);
     }
     ::close(pair[1]);
     reply.pid = pid;
@@ -228,6 +250,25 @@ Inbox::Next Inbox::fill(char*& data, std::size_t& size) {
   return size == 0 ? Next::filled : size >= kCapacity ? Next::direct : Next::refill;
 }
 
+bool Inbox::two_requests_waiting(int fd) {
+  auto whole = [this] {
+    std::size_t count = 0;
+    for (std::size_t at = begin_; count < 2 && end_ - at >= sizeof(ProcessRequestHeader); ++count) {
+      ProcessRequestHeader header;
+      std::memcpy(&header, bytes_.data() + at, sizeof header);
+      if (end_ - at - sizeof header < header.size) break;
+      at += sizeof header + header.size;
+    }
+    return count;
+  };
+  if (whole() == 2) return true;
+  if (const auto room = space(); !room.empty()) {
+    ssize_t got = ::recv(fd, room.data(), room.size(), MSG_DONTWAIT);
+    if (got > 0) received(static_cast<std::size_t>(got));
+  }
+  return whole() == 2;
+}
+
 std::span<std::byte> Inbox::space() {
   if (begin_ > 0) {  // keep what is held at the front, so the space is as large as it can be
     std::memmove(bytes_.data(), bytes_.data() + begin_, end_ - begin_);
@@ -246,6 +287,13 @@ std::string describe_wait_status(int status) {
 
 ProcessPool::ProcessPool(unsigned worker_count) {
   if (worker_count == 0) throw std::invalid_argument("ProcessPool needs at least one worker");
+  // Mapped before the spawner forks, so that it and every worker share it.
+  using Count = std::atomic<std::uint64_t>;
+  const std::size_t shared_bytes = sizeof(Count) * worker_count;
+  void* shared = ::mmap(nullptr, shared_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) die("mmap");
+  started_ = {static_cast<Count*>(shared), Unmap{shared_bytes}};
+  std::uninitialized_value_construct_n(started_.get(), worker_count);
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) die("socketpair");
   const pid_t parent = ::getpid();
@@ -263,14 +311,14 @@ ProcessPool::ProcessPool(unsigned worker_count) {
     ::dup2(pair[1], 3);
     ::close_range(4, ~0U, 0);
     die_with_parent(parent);
-    spawner_main(3);
+    spawner_main(3, started_.get());
   }
   ::close(pair[1]);
   spawner_fd_ = pair[0];
 
   try {
     for (unsigned i = 0; i < worker_count; ++i) {
-      workers_.push_back(std::make_unique<Worker>(context_));
+      workers_.push_back(std::make_unique<Worker>(context_, started_[i]));
       std::string failure = respawn(*workers_.back());
       if (!workers_.back()->socket.is_open())
         throw std::runtime_error("process pool: cannot start a worker: " + failure);
@@ -291,6 +339,8 @@ ProcessPool::ProcessPool(unsigned worker_count) {
 }
 
 ProcessPool::~ProcessPool() { shutdown(); }
+
+void ProcessPool::Unmap::operator()(std::atomic<std::uint64_t>* p) const { ::munmap(p, bytes); }
 
 void ProcessPool::shutdown() {
   if (spawner_fd_ < 0) return;
@@ -364,16 +414,16 @@ bool ProcessPool::has_live_worker() const {
 
 void ProcessPool::pump() {
   while (!queue_.empty()) {
-    // The least loaded worker that can take one more. A busy worker takes a second
-    // task, so that it starts it the moment it sends a reply instead of idling
-    // through two wake-ups (ours and its own), but only while more tasks wait than
-    // there are workers: the last few then go to whichever worker frees first,
-    // rather than queue behind a task while another worker sits idle.
-    const bool plenty = queue_.size() > workers_.size();
+    // The least loaded worker that can take one more. A busy worker takes more,
+    // so that it starts the next task the moment it finishes one instead of idling
+    // through two wake-ups (ours and its own), and can hold its replies back (see
+    // worker_main). A worker with n tasks takes another only while more than n per
+    // worker wait: under a backlog every worker fills up, and the last few tasks go
+    // to whichever worker frees first rather than queue behind a busy one.
     Worker* target = nullptr;
     for (auto& w : workers_)
-      if (!w->writing && w->socket.is_open() && (w->sent.empty() || (plenty && w->sent.size() < kDepth)) &&
-          (!target || w->sent.size() < target->sent.size()))
+      if (!w->writing && w->socket.is_open() && w->sent.size() < kDepth &&
+          queue_.size() > workers_.size() * w->sent.size() && (!target || w->sent.size() < target->sent.size()))
         target = w.get();
     if (!target) return;
     target->sent.push_back(std::move(queue_.front()));
@@ -387,7 +437,6 @@ void ProcessPool::pump() {
                         if (generation != target->generation) return;  // that worker was replaced meanwhile
                         target->writing = false;
                         if (error) return;  // the worker is gone: its reader handles that
-                        ++target->delivered;
                         pump();
                       });
   }
@@ -399,7 +448,7 @@ asio::awaitable<void> ProcessPool::read_replies(Worker& worker) {
     if (co_await receive(worker, result) && !worker.sent.empty()) {
       Pending done = std::move(worker.sent.front());
       worker.sent.pop_front();
-      --worker.delivered;
+      ++worker.replies;
       pump();
       done.done(std::move(result));
       continue;
@@ -408,18 +457,22 @@ asio::awaitable<void> ProcessPool::read_replies(Worker& worker) {
       fail_all(worker.sent, "process pool shut down while the task was running");
       co_return;
     }
-    // The worker is gone. The oldest task was running if the worker got it; the
-    // others never started and go back to the front of the queue.
+    // The worker is gone. The last task it started fails, unless its reply came:
+    // the worker died on it, or on its reply. The others without a reply go back to
+    // the front of the queue: those it never started, and those it finished whose
+    // replies it held back and took with it. Each death fails one task, even with
+    // a count that a task scribbled on, so no task kills worker after worker.
+    const std::uint64_t unreplied = worker.started - worker.replies;  // read before respawn resets it
     std::string ended = respawn(worker);
-    if (worker.delivered > 0) {
-      worker.sent.front().done({{}, ended + " while running the task"});
-      worker.sent.pop_front();
+    if (unreplied > 0 && !worker.sent.empty()) {
+      const auto last = worker.sent.begin() + static_cast<std::ptrdiff_t>(std::min(unreplied, worker.sent.size()) - 1);
+      last->done({{}, ended + " while running the task"});
+      worker.sent.erase(last);
     }
     while (!worker.sent.empty()) {
       queue_.push_front(std::move(worker.sent.back()));
       worker.sent.pop_back();
     }
-    worker.delivered = 0;
     worker.writing = false;
     if (!has_live_worker()) fail_all(queue_, kNoWorker + (": " + ended));
     pump();  // the requeued tasks may go to the other workers
@@ -480,7 +533,8 @@ std::string ProcessPool::respawn(Worker& worker) {
   worker.socket.close(ignored);
   worker.inbox.clear();  // what a dead worker left unread is no reply
   ++worker.generation;
-  SpawnRequest request{old};
+  worker.replies = 0;
+  SpawnRequest request{old, static_cast<unsigned>(&worker.started - started_.get())};
   SpawnReply reply{};
   int fd = -1;
   {
