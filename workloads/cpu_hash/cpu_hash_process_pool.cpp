@@ -1,9 +1,10 @@
 // process_pool: each task goes to a worker process. ship:seed sends three numbers
 // and the worker reads its own copy of the corpus; ship:bytes copies the task's
 // blocks into the message, as real data would travel. kTasksPerWorker tasks per
-// worker are in flight: two queued at each worker and the rest in the pool's
-// queue, so that a worker's queue refills as soon as a reply arrives. The limit
-// bounds the bytes in flight.
+// worker are in flight: up to four at each worker (so that it can send its replies
+// in batches, see process_pool.hpp) and the rest in the pool's queue, so that a
+// worker's queue refills as soon as its replies arrive. The limit bounds the bytes
+// in flight.
 #include "workloads/cpu_hash/cpu_hash.hpp"
 
 #include <condition_variable>
@@ -15,7 +16,7 @@ namespace concbench::cpu_hash {
 
 namespace {
 
-constexpr std::ptrdiff_t kTasksPerWorker = 4;
+constexpr std::ptrdiff_t kTasksPerWorker = 8;
 
 struct TaskHeader {
   std::uint64_t block_bytes;
