@@ -89,7 +89,7 @@ class ProcessCpuTest(unittest.TestCase):
     def test_a_process_as_fast_as_a_thread_leaves_the_hand_off(self):
         [line] = cpu_hash._process_cpu(self.summary(360, 1.8))
         self.assertIn("the workers hash at 1.00× serial's rate per CPU second and are busy 1.80 of 2 CPUs", line)
-        self.assertIn("the pool's thread in the parent, woken by every reply, uses 0.10 CPUs", line)
+        self.assertIn("the pool's thread in the parent, woken by each batch of replies, uses 0.10 CPUs", line)
         self.assertIn("thread_pool's threads hash at 0.95× and are busy 2.00 CPUs", line)
         self.assertIn("So a process hashes as fast as a thread, and the shortfall is the hand-off", line)
 

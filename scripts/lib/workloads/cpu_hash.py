@@ -368,7 +368,7 @@ def _break_even(points):
 def _process_cpu(summary):
     """Which part of process_pool ship:seed's shortfall is the hashing in the workers
     (slower per CPU second than threads) and which is the hand-off (fewer CPUs busy
-    hashing, because the parent's pool thread wakes once per task)."""
+    hashing, because the parent's pool thread wakes for each batch of replies)."""
     def large(series):
         if series not in summary["series"]:
             return []
@@ -382,7 +382,7 @@ def _process_cpu(summary):
     text = (f"Where {SHIP_SEED}'s CPU goes at ≥{format_bytes(LARGE_BLOCK)} blocks with {workers} workers: "
             f"the workers hash at {_span([p['per_cpu_vs_serial'] for p in procs])} serial's rate per CPU second "
             f"and are busy {_span([p['hashing_cpus'] for p in procs], '')} of {workers} CPUs; "
-            f"the pool's thread in the parent, woken by every reply, uses "
+            f"the pool's thread in the parent, woken by each batch of replies, uses "
             f"{_span([p['parent_cpus'] for p in procs], '')} CPUs")
     if threads and summary["max_workers"]["thread_pool"] == workers:
         text += (f"; thread_pool's threads hash at {_span([p['per_cpu_vs_serial'] for p in threads])} "
