@@ -23,7 +23,8 @@
 // - A worker with two or more tasks waiting holds its replies back and sends them
 //   together, so the I/O thread wakes once per batch rather than once per task (on
 //   a VM each wake-up costs both sides some 15 µs of CPU). A held reply waits for
-//   the next task; with no backlog every reply leaves at once. Each worker counts
+//   at most the two tasks queued behind it; with no backlog every reply leaves at
+//   once. Each worker counts
 //   the tasks it has started in memory it shares with the pool: when it dies, the
 //   last task it started fails unless its reply came, and the others without a
 //   reply (held back and lost, or never started) run again.
