@@ -128,6 +128,62 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(models, {"fibers_mt", "thread_pool", "process_pool"})
 
 
+def cpu_seconds(pid):
+    """User and system CPU time of process pid so far, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def state(pid):
+    """The state letter of process pid (R running, S sleeping, ...), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+class ProcessPoolWorkers(unittest.TestCase):
+    def kill_the_worker_in_a_cell(self, cell, when):
+        """Runs cell with one worker, kills the worker once it has hashed a while and
+        when(pid) holds, and returns (worker, output, exit status)."""
+        child = subprocess.Popen([CONCBENCH, "--workers=1", "--benchmark_min_time=3", f"--benchmark_filter=^{cell}"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline, worker = time.monotonic() + 60, None
+            while worker is None and time.monotonic() < deadline and child.poll() is None:
+                spawners = subprocess.run(["pgrep", "-P", str(child.pid)], capture_output=True, text=True).stdout
+                workers = [w for s in spawners.split()
+                           for w in subprocess.run(["pgrep", "-P", s], capture_output=True, text=True).stdout.split()]
+                # Past 0.2 s of CPU the worker hashes for the cell, not for calibration.
+                if len(workers) == 1 and (cpu_seconds(workers[0]) or 0) > 0.2 and when(workers[0]):
+                    worker = workers[0]
+                    os.kill(int(worker), signal.SIGKILL)
+            self.assertIsNotNone(worker, "no worker to kill")
+            out, err = child.communicate(timeout=120)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        return worker, out + err, child.returncode
+
+    def test_a_worker_that_dies_fails_its_cell(self):
+        # Killed in a task, the task fails; killed between tasks, none does (they run
+        # again) and the harness tells from the replacement. Long tasks make the
+        # first likely, short ones and a sleeping worker the second; either may happen.
+        for cell, when in [("cpu_hash/process_pool/block_bytes:1048576/grain:1/ship:seed/", lambda pid: True),
+                           ("cpu_hash/process_pool/block_bytes:16384/grain:8/ship:seed/", lambda pid: state(pid) == "S")]:
+            with self.subTest(cell=cell):
+                worker, output, status = self.kill_the_worker_in_a_cell(cell, when)
+                self.assertRegex(output, f"worker process {worker} was killed by signal 9|"
+                                         "a worker process died during the run and was replaced")
+                self.assertEqual(status, 1, output)
+
+
 class FanOutServer(unittest.TestCase):
     def test_a_server_that_is_down_is_a_clear_error_at_once(self):
         port = free_port()

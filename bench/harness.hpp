@@ -75,15 +75,16 @@ bool verified(const Got& got, const Want& want) {
 // exception ends the benchmark with an error, in every build type. `counters(state)`
 // adds throughput and context once the loop is done. With `workers`, the CPU its
 // worker processes used, which process CPU time misses, becomes the counter
-// `worker_cpus` (average CPUs busy in worker processes over the wall time).
+// `worker_cpus` (average CPUs busy in worker processes over the wall time), and a
+// worker that dies ends the benchmark with an error.
 template <class Run, class Expected, class Counters>
 benchmark::internal::Benchmark* register_verified(const std::string& name, Run run, Expected expected,
                                                   Counters counters, const ProcessPool* workers = nullptr) {
   auto body = [run, expected, counters, workers](benchmark::State& state) {
     try {
+      const unsigned replacements_before = workers ? workers->replacements() : 0;
       const auto want = expected();
       const double worker_cpu_before = workers ? workers->worker_cpu_seconds() : 0;
-      const unsigned replacements_before = workers ? workers->replacements() : 0;
       const auto start = std::chrono::steady_clock::now();
       for (auto _ : state) {
         const auto got = run();
@@ -94,8 +95,14 @@ benchmark::internal::Benchmark* register_verified(const std::string& name, Run r
           return;
         }
       }
-      // A worker replaced meanwhile took its CPU time with it: no figure then.
-      if (workers && workers->replacements() == replacements_before) {
+      // A worker that died took its CPU time with it, and its replacement's start is
+      // in the time. No task fails if it died between tasks (they run again), so
+      // the replacement is what tells.
+      if (workers && workers->replacements() != replacements_before) {
+        state.SkipWithError("a worker process died during the run and was replaced: its time is not comparable");
+        return;
+      }
+      if (workers) {
         const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
         state.counters["worker_cpus"] = (workers->worker_cpu_seconds() - worker_cpu_before) / wall.count();
       }

@@ -104,8 +104,13 @@ TEST(CpuHash, ProcessPoolNeedsAShipMode) {
 
 // A worker that dies mid-run fails the run with its cause: the tasks not yet sent
 // are dropped, those in flight finish, and nothing waits for ever.
-TEST(CpuHash, ProcessPoolRunFailsWhenAWorkerDies) {
+// A worker killed in a task fails the run with an error naming it; one killed
+// between tasks fails nothing, and its tasks, held back or never started, run again
+// on the replacement. Which of the two happens is up to the scheduler, so either
+// passes, but nothing may be lost or counted twice.
+TEST(CpuHash, ProcessPoolRunSurvivesOrNamesAWorkerThatDies) {
   auto& pool = test_runtimes().process_pool;
+  const unsigned replaced_before = pool.replacements();
   const Params p{65536, 1, 8192, Ship::seed};  // 512 MiB in 64 KiB tasks: far longer than the 50 ms below
   auto running = std::async(std::launch::async, [&] { return run_process_pool(pool, p); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -113,13 +118,13 @@ TEST(CpuHash, ProcessPoolRunFailsWhenAWorkerDies) {
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   ASSERT_EQ(running.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "the run hangs";
   try {
-    running.get();
-    ADD_FAILURE() << "the run ended without an error";
+    EXPECT_EQ(running.get(), reference(p)) << "a task was lost or counted twice";
   } catch (const ProcessTaskError& e) {
     EXPECT_NE(std::string(e.what()).find("worker process " + std::to_string(victim) + " was killed by signal 9"),
               std::string::npos)
         << e.what();
   }
+  EXPECT_EQ(pool.replacements(), replaced_before + 1);
   // The pool still works, on a replacement.
   const Params small{1024, 4, 100, Ship::seed};
   EXPECT_EQ(run_process_pool(pool, small), reference(small));
