@@ -128,23 +128,24 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(models, {"fibers_mt", "thread_pool", "process_pool"})
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command's name, its state first, or
+    None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid):
-    """User and system CPU time of process pid so far, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0
 
 
-def state(pid):
-    """The state letter of process pid (R running, S sleeping, ...), or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
+def sleeping(pid):
+    fields = stat_fields(pid)
+    return bool(fields) and fields[0] == "S"
 
 
 class ProcessPoolWorkers(unittest.TestCase):
@@ -160,7 +161,7 @@ class ProcessPoolWorkers(unittest.TestCase):
                 workers = [w for s in spawners.split()
                            for w in subprocess.run(["pgrep", "-P", s], capture_output=True, text=True).stdout.split()]
                 # Past 0.2 s of CPU the worker hashes for the cell, not for calibration.
-                if len(workers) == 1 and (cpu_seconds(workers[0]) or 0) > 0.2 and when(workers[0]):
+                if len(workers) == 1 and cpu_seconds(workers[0]) > 0.2 and when(workers[0]):
                     worker = workers[0]
                     os.kill(int(worker), signal.SIGKILL)
             self.assertIsNotNone(worker, "no worker to kill")
@@ -176,7 +177,7 @@ class ProcessPoolWorkers(unittest.TestCase):
         # again) and the harness tells from the replacement. Long tasks make the
         # first likely, short ones and a sleeping worker the second; either may happen.
         for cell, when in [("cpu_hash/process_pool/block_bytes:1048576/grain:1/ship:seed/", lambda pid: True),
-                           ("cpu_hash/process_pool/block_bytes:16384/grain:8/ship:seed/", lambda pid: state(pid) == "S")]:
+                           ("cpu_hash/process_pool/block_bytes:16384/grain:8/ship:seed/", sleeping)]:
             with self.subTest(cell=cell):
                 worker, output, status = self.kill_the_worker_in_a_cell(cell, when)
                 self.assertRegex(output, f"worker process {worker} was killed by signal 9|"
