@@ -118,8 +118,9 @@ void append(Bytes& to, const void* data, std::size_t size) {
 
 // Replies are held back while two or more tasks wait here: the pool then hears
 // from this worker once per batch, and still has a task's time to send more before
-// the worker runs dry. Large replies leave at once; holding saves a wake-up, not a
-// copy.
+// the worker runs dry. A reply that would take what is held past kHeldBytes leaves
+// at once, after those held, without being copied: holding saves wake-ups, not
+// copies.
 constexpr std::size_t kHeldBytes = 64 << 10;
 
 [[noreturn]] void worker_main(int fd, std::atomic<std::uint64_t>& started) {
@@ -144,11 +145,12 @@ constexpr std::size_t kHeldBytes = 64 << 10;
                                                 : std::string_view(error);
     const ReplyHeader reply{body.size(), error.empty() ? 1u : 0u};
     append(held, &reply, sizeof reply);
-    append(held, body.data(), body.size());
-    if (held.size() > kHeldBytes || !inbox.two_requests_waiting(fd)) {
-      if (!write_exact(fd, held.data(), held.size())) ::_exit(0);
-      held.clear();
+    if (held.size() + body.size() <= kHeldBytes && inbox.two_requests_waiting(fd)) {
+      append(held, body.data(), body.size());
+      continue;
     }
+    if (!write_exact(fd, held.data(), held.size(), body.data(), body.size())) ::_exit(0);
+    held.clear();
   }
 }
 
