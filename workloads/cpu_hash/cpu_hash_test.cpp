@@ -102,12 +102,11 @@ TEST(CpuHash, ProcessPoolNeedsAShipMode) {
   EXPECT_THROW(run_process_pool(test_runtimes().process_pool, {64, 1, 1, Ship::none}), std::invalid_argument);
 }
 
-// A worker that dies mid-run fails the run with its cause: the tasks not yet sent
-// are dropped, those in flight finish, and nothing waits for ever.
-// A worker killed in a task fails the run with an error naming it; one killed
-// between tasks fails nothing, and its tasks, held back or never started, run again
-// on the replacement. Which of the two happens is up to the scheduler, so either
-// passes, but nothing may be lost or counted twice.
+// A worker killed in a task fails the run with an error naming it: the tasks not
+// yet sent are dropped, those in flight finish, and nothing waits for ever. One
+// killed between tasks fails nothing, and its tasks, held back or never started,
+// run again on the replacement. Which of the two happens is up to the scheduler, so
+// either passes, but nothing may be lost or counted twice.
 TEST(CpuHash, ProcessPoolRunSurvivesOrNamesAWorkerThatDies) {
   auto& pool = test_runtimes().process_pool;
   const unsigned replaced_before = pool.replacements();
