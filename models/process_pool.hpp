@@ -24,10 +24,10 @@
 //   together, so the I/O thread wakes once per batch rather than once per task (on
 //   a VM each wake-up costs both sides some 15 µs of CPU). A held reply waits for
 //   at most the two tasks queued behind it; with no backlog every reply leaves at
-//   once. Each worker counts
-//   the tasks it has started in memory it shares with the pool: when it dies, the
-//   last task it started fails unless its reply came, and the others without a
-//   reply (held back and lost, or never started) run again.
+//   once. Each worker counts the tasks it has started in memory it shares with
+//   the pool: when it dies, the last task it started fails unless its reply came,
+//   and the others without a reply (held back and lost, or never started) run
+//   again.
 #include "models/post_back.hpp"
 
 #include <boost/asio/async_result.hpp>
