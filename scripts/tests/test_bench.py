@@ -157,7 +157,7 @@ class SecondPassTest(unittest.TestCase):
         with mock.patch.object(bench, "list_benchmarks", listed):
             return bench.second_pass(bench.parse_args(argv + ["--workers", "1,2"]), [data])
 
-    def test_the_cells_around_each_crossover_run_again(self):
+    def test_the_cells_at_each_crossover_run_again(self):
         plan = self.plan([])
         self.assertEqual([workers for workers, _, _ in plan], [1, 2])
         workers, flags, names = plan[0]
@@ -166,8 +166,8 @@ class SecondPassTest(unittest.TestCase):
         self.assertIn("--models=parallel", plan[1][1])
         self.assertEqual(sum(f.startswith("--benchmark_filter=") for f in flags), 1)
         threads = [n for n in names if "/event_loop/kind:cpu/offload:threads/" in n]
-        self.assertEqual([bench.res.parse_name(n)["params"]["work_us"] for n in threads], [10, 100, 1000])
-        # The filter names whole cells: work_us:10 is not work_us:100 or work_us:1000.
+        self.assertEqual([bench.res.parse_name(n)["params"]["work_us"] for n in threads], [100, 1000, 10000])
+        # The filter names whole cells: work_us:100 is not work_us:1000 or work_us:10000.
         self.assertEqual(len(names), len(set(names)))
         self.assertFalse([n for n in names if "/kind:sleep/offload:processes/" in n])
 

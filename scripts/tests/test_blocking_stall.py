@@ -212,6 +212,19 @@ class RuleTest(unittest.TestCase):
         self.assertEqual(bs.break_even(self.SIZES, comparisons)["from_us"], 50)
         self.assertEqual(bs.crossover_estimate(self.SIZES, comparisons), 20)
 
+    def test_a_lone_dip_below_the_margin_is_not_the_estimate(self):
+        # Looks like a win at 2 µs (40 against 60), then not at 5 and 10 (60 against 60):
+        # the estimates settle below the margin only from 20 on.
+        offload = {2: 40, 5: 60, 10: 60}
+        comparisons = [bs.verdict(runs(60 if w < 20 else 20 * w), runs(offload.get(w, 60)), runs(30))
+                       for w in self.SIZES]
+        self.assertTrue(comparisons[self.SIZES.index(2)]["looks_like_win"])
+        self.assertFalse(comparisons[self.SIZES.index(5)]["looks_like_win"])
+        self.assertEqual(bs.crossover_estimate(self.SIZES, comparisons), 20)
+        # Looking like a win at the largest size only is an estimate there; not even that is none.
+        self.assertEqual(bs.crossover_estimate(self.SIZES, self.crossover(at=self.SIZES[-1])), self.SIZES[-1])
+        self.assertIsNone(bs.crossover_estimate(self.SIZES, self.crossover(at=10 * self.SIZES[-1])))
+
     def test_the_estimate_needs_no_loss_above_it_and_a_stall_above_the_floor(self):
         offload = {20: 60, 50: 60, 100: 10000}
         comparisons = self.crossover(at=20, offload_at=lambda w: offload.get(w, 60))
@@ -225,7 +238,7 @@ class BreakEvenTest(unittest.TestCase):
     def setUp(self):
         self.summary = summarize(stall_results())
 
-    def test_the_second_pass_runs_the_cells_around_each_crossover_estimate(self):
+    def test_the_second_pass_runs_the_cells_at_each_crossover_estimate_and_above(self):
         found = self.summary["break_even"]["event_loop"]["cpu"]["threads"]
         self.assertEqual(found["estimate_us"], 100)
         # A peer is left out: each of its runs starts a process.
@@ -233,12 +246,12 @@ class BreakEvenTest(unittest.TestCase):
         cells = bs.cells_to_refine(self.summary)
         def sizes(model, kind, offload):
             return sorted(w for m, k, o, _, _, w in cells if (m, k, o) == (model, kind, offload))
-        self.assertEqual(sizes("event_loop", "cpu", "threads"), [10, 100, 1000])
+        self.assertEqual(sizes("event_loop", "cpu", "threads"), [100, 1000, 10000])
         self.assertIn(("event_loop", "cpu", "threads", 100, 1, 100), cells)  # at the rate and workers ruled on
-        # processes looks like a loss at 100 and a win from 1000 on: 100, 1000, 10000.
-        self.assertEqual(sizes("event_loop", "cpu", "processes"), [100, 1000, 10000])
+        # processes looks like a loss at 100 and a win from 1000 on; the grid ends at 100000.
+        self.assertEqual(sizes("event_loop", "cpu", "processes"), [1000, 10000, 100000])
         # Both targets' sizes, and the floor, which every verdict is held against.
-        self.assertEqual(sizes("event_loop", "cpu", "inline"), [bs.FLOOR_WORK_US, 10, 100, 1000, 10000])
+        self.assertEqual(sizes("event_loop", "cpu", "inline"), [bs.FLOOR_WORK_US, 100, 1000, 10000, 100000])
         # The floor of each kind, pooled by the rule, even where that kind has nothing to refine.
         self.assertIn(("event_loop", "sleep", "inline", 100, 1, bs.FLOOR_WORK_US), cells)
         # kind:sleep to processes never looks like a win: nothing to refine.

@@ -105,10 +105,14 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # run of five or so on the shared 2-core VM), and with 7 runs a side, two such runs of
 # the offloaded cell keep a clear win from being sure. So scripts/bench runs every cell
 # a first time (repetitions() in blocking_stall.cpp), then the cells at the crossover
-# estimate and one size either side of it EXTRA_RUNS more times (cells_to_refine): the
+# estimate and the two sizes above it EXTRA_RUNS more times (cells_to_refine): the
 # sizes that decide a break-even get 12 runs, which outlast three hiccups (as 14 do: the
 # 95% interval at 12 a side drops the 37 most extreme of 144 pairs, at 14 the 55 of
-# 196), and the sizes far from it, whose verdicts decide nothing, keep few.
+# 196), and the sizes far from it, whose verdicts decide nothing, keep few. Above the
+# estimate, not around it: there the ratio has only just dipped under the margin, and a
+# sure win comes a size or two higher, where it lies further below; with 5 runs a side
+# one hiccup keeps even a ratio of 0.2 from a sure win, and the first size above the
+# refined ones that happened to have none became the break-even.
 EXTRA_RUNS = 7
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
@@ -213,7 +217,7 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
     if not inline_runs or not offload_runs:
         empty = {"estimate": None, "low": None, "high": None, "coverage": None}
         return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "could_lose": None,
-                "looks_like_win": False, "looks_like_loss": False}
+                "looks_like_win": False}
     ratio = stats.ratio_interval(offload_runs, inline_runs)
     lifted = None
     if floor_runs:
@@ -223,8 +227,7 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
     out = {"verdict": TOO_FEW_RUNS, "ratio": ratio, "lifted": lifted, "could_win": None, "could_lose": None,
            # What the estimates alone say, confidence aside: where the second pass looks.
            "looks_like_win": ratio["estimate"] < BEATS_INLINE_BY and (
-               lifted is None or stats.median(inline_runs) / lifted["floor_us"] > LOSES_TO_INLINE_BY),
-           "looks_like_loss": ratio["estimate"] > LOSES_TO_INLINE_BY}
+               lifted is None or stats.median(inline_runs) / lifted["floor_us"] > LOSES_TO_INLINE_BY)}
     if ratio["low"] is None:
         return out
     clear_of_floor = lifted is None or lifted["low"] > LOSES_TO_INLINE_BY
@@ -241,13 +244,17 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
 
 
 def crossover_estimate(sizes, comparisons):
-    """The smallest size whose estimates look like a win with none that looks like a
-    loss above it, confidence aside; None where there is no such size. Where the rule
-    has too little power for a verdict, this still says where the crossover lies."""
-    for i, c in enumerate(comparisons):
-        if c["looks_like_win"] and not any(later["looks_like_loss"] for later in comparisons[i + 1:]):
-            return sizes[i]
-    return None
+    """The smallest size from which the estimates look like a win at every size,
+    confidence aside; None where the largest does not. Where the rule has too little
+    power for a verdict, this still says where the crossover lies. A lone size that
+    looks like a win below one that does not is not it: with few runs such dips come
+    and go, and they put the second pass's runs where no break-even was decided."""
+    found = None
+    for size, c in reversed(list(zip(sizes, comparisons))):
+        if not c["looks_like_win"]:
+            break
+        found = size
+    return found
 
 
 def break_even(sizes, comparisons):
@@ -461,8 +468,8 @@ def _break_even(by_kind, kind, target):
 
 def cells_to_refine(summary):
     """The cells a second pass runs EXTRA_RUNS more times: for each model, kind and
-    target of concbench's own, inline and offloaded at the crossover estimate and one
-    size either side of it, and the floor of each kind, which every verdict is held
+    target of concbench's own, inline and offloaded at the crossover estimate and the
+    two sizes above it, and the floor of each kind, which every verdict is held
     against. Returns {(model, kind, offload, rate, workers, work_us)}, numbers as in
     benchmark names."""
     cells = set()
@@ -475,7 +482,7 @@ def cells_to_refine(summary):
                     continue
                 sizes = [_num(w) for w in found["verdicts"]]
                 at = sizes.index(found["estimate_us"])
-                for work in sizes[max(0, at - 1):at + 2]:
+                for work in sizes[at:at + 3]:
                     for offload in (INLINE, target):
                         cells.add((model, kind, offload, found["rate"], found["workers"], work))
                 for floor_kind in by_kind:
@@ -853,7 +860,7 @@ def report(summary, plots):
     runs = f"{_runs_phrase(summary['repetitions'])} per cell, interleaved" if summary["repetitions"] else "no runs"
     if summary["repetitions"] and summary["repetitions"][1] > summary["repetitions"][0]:
         runs += ("; the most where the break-evens are decided: a second pass runs the cells at each "
-                 "crossover estimate and one size either side of it again, and the floors")
+                 "crossover estimate and the two sizes above it again, and the floors")
     intro = ("Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
              "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or blocked "
              "in a read (kind:sleep), either inline or offloaded to threads or to processes. Inline with "
