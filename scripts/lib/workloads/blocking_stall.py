@@ -111,8 +111,8 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # 196), and the sizes far from it, whose verdicts decide nothing, keep few. Above the
 # estimate, not around it: there the ratio has only just dipped under the margin, and a
 # sure win comes a size or two higher, where it lies further below; with 5 runs a side
-# one hiccup keeps even a ratio of 0.2 from a sure win, and the first size above the
-# refined ones that happened to have none became the break-even.
+# one hiccup keeps even a ratio of 0.2 from a sure win, and the break-even would be the
+# first size above the refined ones that happened to have no hiccup.
 EXTRA_RUNS = 7
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
