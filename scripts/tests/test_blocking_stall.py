@@ -225,7 +225,7 @@ class RuleTest(unittest.TestCase):
         self.assertEqual(bs.crossover_estimate(self.SIZES, self.crossover(at=self.SIZES[-1])), self.SIZES[-1])
         self.assertIsNone(bs.crossover_estimate(self.SIZES, self.crossover(at=10 * self.SIZES[-1])))
 
-    def test_the_estimate_needs_no_loss_above_it_and_a_stall_above_the_floor(self):
+    def test_the_estimate_needs_every_size_above_it_to_look_like_a_win_and_a_stall_above_the_floor(self):
         offload = {20: 60, 50: 60, 100: 10000}
         comparisons = self.crossover(at=20, offload_at=lambda w: offload.get(w, 60))
         self.assertEqual(bs.crossover_estimate(self.SIZES, comparisons), 200)
