@@ -168,6 +168,30 @@ class RuleTest(unittest.TestCase):
         self.assertEqual(found["from_us"], 200)
         self.assertEqual((found["low_us"], found["high_us"]), (200, 200))
 
+    def test_a_lone_win_in_a_stretch_near_the_margin_is_not_the_break_even(self):
+        # A sure win at 5 µs (0.4 of inline), then 0.9 of inline from 10 to 200 µs, which
+        # neither wins nor loses, then sure wins: a curve that runs along the margin.
+        # "Loses at no larger size" made 5 µs the break-even.
+        ratio = {5: 0.4, **{w: 0.9 for w in (10, 20, 50, 100, 200)}}
+        comparisons = self.crossover(at=5, offload_at=lambda w: 20 * w * ratio.get(w, 0.2))
+        self.assertEqual([c["verdict"] for c in comparisons[2:]],
+                         [bs.WIN] + [bs.NO_DIFFERENCE] * 5 + [bs.WIN] * 2)
+        found = bs.break_even(self.SIZES, comparisons)
+        self.assertEqual((found["status"], found["from_us"]), ("pays_off", 500))
+        self.assertEqual((found["low_us"], found["high_us"], found["never_consistent"]), (500, 500, False))
+
+    def test_the_interval_reaches_past_a_larger_size_that_is_no_sure_win(self):
+        # Two hiccups in five offloaded runs at 200 µs: it still looks like a win there,
+        # so the break-even stays at 20, but the true one could lie above 200.
+        comparisons = self.crossover(at=20, spikes={200: [60, 61, 30000, 59, 25000]})
+        self.assertEqual(comparisons[self.SIZES.index(200)]["verdict"], bs.NO_DIFFERENCE)
+        self.assertTrue(comparisons[self.SIZES.index(200)]["looks_like_win"])
+        found = bs.break_even(self.SIZES, comparisons)
+        self.assertEqual((found["from_us"], found["low_us"], found["high_us"]), (20, 20, 500))
+        # The same hiccups at the largest size: the data allow that it never pays off.
+        found = bs.break_even(self.SIZES, self.crossover(at=20, spikes={1000: [60, 61, 300000, 59, 250000]}))
+        self.assertEqual((found["from_us"], found["high_us"], found["never_consistent"]), (20, 20, True))
+
     def test_a_win_must_clear_the_margin_with_confidence(self):
         def verdict(ratio, spread):
             return bs.verdict(runs(1000, spread), runs(1000 * ratio, spread), runs(50))["verdict"]

@@ -95,8 +95,16 @@ COUNT_TOLERANCE = 0.5
 #   loses     where the interval lies above LOSES_TO_INLINE_BY;
 #   makes no difference otherwise; a size with too few runs for an interval has no
 #             verdict.
-# It pays off from W where it wins at W and loses at no larger size. The break-even's
-# interval holds every size that could be that W, given the intervals at each size.
+# It pays off from W where it wins at W and, at every larger size, the ratio's estimate
+# lies below BEATS_INLINE_BY (crossover_estimate: it looks like a win there, and so loses
+# nowhere). Not "wins at every larger size": one hiccup in a few runs keeps a size from a
+# sure win, and would move the break-even above it. Not "loses at no larger size" either:
+# where the ratio runs near the margin for a decade (CPU work offloaded to processes on 2
+# cores: the worker hashes beside the loop), a lone sure win low in that stretch made the
+# break-even 100x lower in one run than in the next. The estimate is a median of every
+# pair of runs, so one spike does not lift it. The break-even's interval holds every size
+# that could be the true one: where the true ratios may lie within each size's interval
+# so that offloading wins there and at every larger size, and not at the size below.
 BEATS_INLINE_BY = 0.8
 LOSES_TO_INLINE_BY = 1 / BEATS_INLINE_BY
 WIN, LOSS, NO_DIFFERENCE, TOO_FEW_RUNS = "win", "loss", "no_difference", "too_few_runs"
@@ -207,25 +215,25 @@ def _num(text):
 
 def verdict(inline_runs, offload_runs, floor_runs=None):
     """One size's comparison of light p99 over the runs: {verdict, ratio, lifted,
-    could_win, could_lose}. ratio: offloaded to inline (stats.ratio_interval); lifted:
-    the interval of inline's median over the floor's median, None without floor runs
-    (then the floor condition is left out). could_win / could_lose: whether the data
-    allow a win or a loss here (the break-even's interval asks); None with too few runs."""
+    could_win, looks_like_win}. ratio: offloaded to inline (stats.ratio_interval);
+    lifted: the interval of inline's median over the floor's median, None without floor
+    runs (then the floor condition is left out). could_win: whether the data allow a win
+    here (the break-even's interval asks), None with too few runs; looks_like_win: whether
+    the estimates alone say so, confidence aside (the break-even asks it of every size
+    above it)."""
     # A p99 of zero or less is no measurement; with what is left, too few runs may remain.
     inline_runs, offload_runs = [v for v in inline_runs if v > 0], [v for v in offload_runs if v > 0]
     floor_runs = [v for v in floor_runs or [] if v > 0]
     if not inline_runs or not offload_runs:
         empty = {"estimate": None, "low": None, "high": None, "coverage": None}
-        return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "could_lose": None,
-                "looks_like_win": False}
+        return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "looks_like_win": False}
     ratio = stats.ratio_interval(offload_runs, inline_runs)
     lifted = None
     if floor_runs:
         floor = stats.median(floor_runs)
         low, high, _ = stats.median_interval(inline_runs)
         lifted = {"low": low / floor, "high": high / floor, "floor_us": floor}
-    out = {"verdict": TOO_FEW_RUNS, "ratio": ratio, "lifted": lifted, "could_win": None, "could_lose": None,
-           # What the estimates alone say, confidence aside: where the second pass looks.
+    out = {"verdict": TOO_FEW_RUNS, "ratio": ratio, "lifted": lifted, "could_win": None,
            "looks_like_win": ratio["estimate"] < BEATS_INLINE_BY and (
                lifted is None or stats.median(inline_runs) / lifted["floor_us"] > LOSES_TO_INLINE_BY)}
     if ratio["low"] is None:
@@ -239,16 +247,15 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
     else:
         out["verdict"] = NO_DIFFERENCE
     out["could_win"] = ratio["low"] < BEATS_INLINE_BY and not near_floor
-    out["could_lose"] = ratio["high"] > LOSES_TO_INLINE_BY
     return out
 
 
 def crossover_estimate(sizes, comparisons):
     """The smallest size from which the estimates look like a win at every size,
-    confidence aside; None where the largest does not. Where the rule has too little
-    power for a verdict, this still says where the crossover lies. A lone size that
-    looks like a win below one that does not is not it: with few runs such dips come
-    and go, and they put the second pass's runs where no break-even was decided."""
+    confidence aside; None where the largest does not. The break-even is the first
+    sure win from here on, and the second pass runs the cells here and just above,
+    where it is decided. A lone size that looks like a win below one that does not is
+    not it: with few runs such dips come and go."""
     found = None
     for size, c in reversed(list(zip(sizes, comparisons))):
         if not c["looks_like_win"]:
@@ -260,32 +267,25 @@ def crossover_estimate(sizes, comparisons):
 def break_even(sizes, comparisons):
     """sizes ascending, comparisons[i] = verdict(...) at sizes[i]. Returns {status,
     from_us, low_us, high_us, never_consistent}:
-      from_us: the smallest size where offloading wins and loses at no larger size;
+      from_us: the smallest size where offloading wins and from which every size looks
+        like a win (at or above crossover_estimate);
       low_us, high_us: the smallest and largest size that could be the true break-even,
-        that is, the true ratios may lie within every size's interval so that it wins
-        there, loses at no larger size, and is no break-even at any smaller size (each
-        smaller sure win has, between it and W, a size that could lose);
-      never_consistent: whether the data also allow that it never pays off.
+        that is, every size from it on could win and the size below it could not;
+      never_consistent: whether the data also allow that it never pays off (the
+        largest size is no sure win).
     status: pays_off, never, or too_few_runs where some size has no interval."""
     out = {"status": TOO_FEW_RUNS, "from_us": None, "low_us": None, "high_us": None, "never_consistent": None}
     if not sizes or any(c["verdict"] == TOO_FEW_RUNS for c in comparisons):
         return out
-    verdicts = [c["verdict"] for c in comparisons]
-    loses_above = [LOSS in verdicts[i + 1:] for i in range(len(sizes))]
-    winners = [i for i, v in enumerate(verdicts) if v == WIN and not loses_above[i]]
-
-    def smaller_wins_undone(end):
-        # Every sure win below `end` has a size that could lose between it and `end`.
-        return all(any(comparisons[j]["could_lose"] for j in range(i + 1, end))
-                   for i in range(end) if verdicts[i] == WIN)
-
+    estimate = crossover_estimate(sizes, comparisons)
+    winners = [s for s, c in zip(sizes, comparisons) if estimate is not None and s >= estimate and c["verdict"] == WIN]
     consistent = [sizes[b] for b in range(len(sizes))
-                  if comparisons[b]["could_win"] and not loses_above[b] and smaller_wins_undone(b)]
+                  if all(c["could_win"] for c in comparisons[b:]) and (b == 0 or comparisons[b - 1]["verdict"] != WIN)]
     out.update(status="pays_off" if winners else "never",
-               from_us=sizes[winners[0]] if winners else None,
+               from_us=winners[0] if winners else None,
                low_us=consistent[0] if consistent else None,
                high_us=consistent[-1] if consistent else None,
-               never_consistent=smaller_wins_undone(len(sizes)))
+               never_consistent=comparisons[-1]["verdict"] != WIN)
     return out
 
 
@@ -872,8 +872,10 @@ def report(summary, plots):
              f"median ÷ {BEATS_INLINE_BY:g} (the floor's runs of both kinds, pooled: with no work the "
              f"requests are the same; nearer the floor, {BEATS_INLINE_BY:g}× inline is a latency no "
              f"offload reaches); it *loses* where the interval lies above {LOSES_TO_INLINE_BY:g}; otherwise it makes "
-             f"no difference. It *pays off from W* where it wins at W and loses at no larger size; the "
-             "interval beside a break-even holds every size the data allow to be it. The offload cost is "
+             f"no difference. It *pays off from W* where it wins at W and, at every larger size, the ratio's "
+             f"estimate (the median of every pair of runs) lies below {BEATS_INLINE_BY:g}, so that a lone win "
+             "in a stretch near the margin is not taken for the break-even; the interval beside a break-even "
+             "holds every size the data allow to be it. The offload cost is "
              "heavy p50 offloaded minus inline where the work is smallest (the sizes below "
              f"{COST_SIZES_SPAN:g}× the smallest, pooled), with its interval.")
     if any(res.is_peer(model) for model in summary["series"]):
