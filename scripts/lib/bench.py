@@ -82,7 +82,7 @@ def parse_args(argv):
                         help="comma list of worker counts (default: 1,2,4,... up to nproc, and nproc)")
     parser.add_argument("--repetitions", metavar="N", type=_positive_int,
                         help="repetitions per benchmark (default suite: 3; blocking_stall runs each cell "
-                             "at least 5 times, 7 with --full, 2 with --quick, then the cells around each "
+                             "at least 10 times, 14 with --full, 2 with --quick, then the cells around each "
                              "crossover more often in a second pass)")
     parser.add_argument("--min-time", metavar="S", type=_positive_float, help="seconds per benchmark")
     parser.add_argument("--out", metavar="DIR", type=Path,

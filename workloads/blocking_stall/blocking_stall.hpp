@@ -115,9 +115,9 @@ std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second);
 std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second);
 // How many times each cell runs at least. A verdict between two cells needs 4 runs
 // of each for a 95% interval (scripts/lib/stats.py). The default suite runs each cell
-// 5 times, and scripts/bench then runs the cells that decide a break-even more often
+// 10 times, and scripts/bench then runs the cells that decide a break-even more often
 // (a second pass: EXTRA_RUNS in scripts/lib/workloads/blocking_stall.py); the full
-// suite runs every cell 7 times before that.
+// suite runs every cell 14 times before that.
 int repetitions(Suite suite);
 // Whether a peer in another language (bench/peers.hpp) runs cell p, and how often.
 // Each of its runs starts a process, 0.1 to 0.7 s here, so outside --full they run

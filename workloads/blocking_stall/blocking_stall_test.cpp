@@ -111,7 +111,7 @@ TEST(BlockingStall, GridHasAFloorAndOneTwoFiveSteps) {
       if (p.kind != kind) continue;
       work[p.offload].push_back(p.work_us);
       if (p.work_us == 0) {
-        EXPECT_EQ(p.duration, 200ms);
+        EXPECT_EQ(p.duration, 100ms);
       }
     }
     const std::vector<std::uint64_t> steps{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};

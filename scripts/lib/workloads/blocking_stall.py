@@ -109,19 +109,18 @@ BEATS_INLINE_BY = 0.8
 LOSES_TO_INLINE_BY = 1 / BEATS_INLINE_BY
 WIN, LOSS, NO_DIFFERENCE, TOO_FEW_RUNS = "win", "loss", "no_difference", "too_few_runs"
 VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"}
-# Power where it decides. A cell's runs hiccup with the machine (a 2-4 ms stall in one
-# run of five or so on the shared 2-core VM), and with 7 runs a side, two such runs of
-# the offloaded cell keep a clear win from being sure. So scripts/bench runs every cell
-# a first time (repetitions() in blocking_stall.cpp), then the cells at the crossover
-# estimate and the two sizes above it EXTRA_RUNS more times (cells_to_refine): the
-# sizes that decide a break-even get 12 runs, which outlast three hiccups (as 14 do: the
-# 95% interval at 12 a side drops the 37 most extreme of 144 pairs, at 14 the 55 of
-# 196), and the sizes far from it, whose verdicts decide nothing, keep few. Above the
-# estimate, not around it: there the ratio has only just dipped under the margin, and a
-# sure win comes a size or two higher, where it lies further below; with 5 runs a side
-# one hiccup keeps even a ratio of 0.2 from a sure win, and the break-even would be the
-# first size above the refined ones that happened to have no hiccup.
-EXTRA_RUNS = 7
+# Power where it decides. A cell's runs hiccup with the machine (on the shared 2-core
+# VM, 10-45% of 200 ms runs, depending on the hour, had a light p99 of 0.3-3 ms where the
+# others sat near 100 µs), and a hiccup run of the offloaded cell spoils its pairs with
+# every inline run. So scripts/bench runs every cell a first time (repetitions() in
+# blocking_stall.cpp: 10 short runs), then the cells at the crossover estimate and the
+# two sizes above it EXTRA_RUNS more times (cells_to_refine): the sizes that decide a
+# break-even get 24 runs, which outlast eight hiccups in one cell, a third (the 95%
+# interval at 24 a side drops the 192 most extreme of 576 pairs; at 12 a side it was 37
+# of 144, three hiccups), and the sizes far from it, whose verdicts decide nothing, keep
+# fewer. Above the estimate, not around it: there the ratio has only just dipped under
+# the margin, and a sure win comes a size or two higher, where it lies further below.
+EXTRA_RUNS = 14
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
 STALL_UNLIKE_WORK = 2
