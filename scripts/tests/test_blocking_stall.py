@@ -16,10 +16,11 @@ FLOOR = 50  # light p99 with no work, inline
 # overhead included): offload cost = offload's minus inline's.
 HEAVY_OVERHEAD = {"cpu": {"inline": 1, "threads": 12, "processes": 55},
                   "sleep": {"inline": 59, "threads": 71, "processes": 119}}
-# Each cell runs five times: light figures scaled by these, heavy p50 shifted by those,
-# so that medians and shifts over the runs are the nominal values.
-SCALE = (0.97, 0.99, 1.0, 1.01, 1.03)
-SHIFT = (-2, -1, 0, 1, 2)
+# Each cell runs nine times: light figures scaled by these, heavy p50 shifted by those,
+# so that medians and shifts over the runs, and medians over their calm half (the lower
+# five, bs.calm_half), are the nominal values.
+SCALE = (0.97, 0.99, 1.0, 1.0, 1.0, 1.01, 1.02, 1.03, 1.04)
+SHIFT = (-4, -3, -2, -1, 0, 1, 2, 3, 4)
 
 
 def name(model, kind, offload, work, rate, workers):
@@ -27,7 +28,8 @@ def name(model, kind, offload, work, rate, workers):
             f"/workers:{workers}/process_time/real_time")
 
 
-def stall_entries(model, kind, offload, work, light_p99, rate=100, workers=1, runs=5, p99_runs=None, **counters):
+def stall_entries(model, kind, offload, work, light_p99, rate=100, workers=1, runs=len(SCALE), p99_runs=None,
+                  **counters):
     """One cell's runs; p99_runs, where given, are its light p99s run by run."""
     n = name(model, kind, offload, work, rate, workers)
     heavy_every = max(2000, 4 * work)
@@ -78,9 +80,9 @@ def stall_results():
         + sweep("fibers", "cpu", "inline", (50, 52, 150, 900, 11000, 110000))
         + sweep("fibers", "cpu", "threads", (48, 50, 140, 800, 900, 1000))
         + stall_entries("thread_pool", "sleep", "inline", 1000, 300, workers=2)
-        + stall_entries("thread_pool", "sleep", "threads", 1000, 200, workers=2)[:4]
+        + stall_entries("thread_pool", "sleep", "threads", 1000, 200, workers=2)[:8]
         + stall_entries("thread_pool", "sleep", "threads", 1000, 200, workers=2, scheduled=100,
-                        completed=97, failed=1)[4:]
+                        completed=97, failed=1)[8:]
         + [error_entry(name("thread_pool", "sleep", "processes", 1000, 100, 2),
                        "worker process died: request failed")])
     return {
@@ -98,9 +100,14 @@ def summarize(data):
     return bs.summarize(records, data)
 
 
+def hiccups_in_five_of_nine(hiccup_us):
+    """Nine offloaded runs near 60 µs, five of them lifted to about hiccup_us."""
+    return [60, 61, hiccup_us, 59, hiccup_us * 0.85, 62, hiccup_us * 0.9, hiccup_us * 0.95, hiccup_us * 0.8]
+
+
 def runs(value, spread=0.03):
-    """Five runs around value, within ±spread."""
-    return [value * (1 + spread * s) for s in (-1, -0.5, 0, 0.5, 1)]
+    """Nine runs around value, within ±spread; their median and their calm half's are value."""
+    return [value * (1 + spread * s) for s in (-1, -0.5, 0, 0, 0, 0.25, 0.5, 0.75, 1)]
 
 
 class RuleTest(unittest.TestCase):
@@ -126,27 +133,29 @@ class RuleTest(unittest.TestCase):
         self.assertFalse(found["never_consistent"])
 
     def test_a_single_spike_at_a_large_size_does_not_move_it(self):
-        # One run of five at 500 µs is 30 ms, far above inline's 10 ms: the old
-        # "beats inline at every larger size" moved the break-even to 1 ms.
-        spiky = runs(60)
-        spiky[2] = 30000
-        comparisons = self.crossover(at=20, spikes={500: spiky})
-        self.assertEqual(comparisons[self.SIZES.index(500)]["verdict"], bs.NO_DIFFERENCE)
-        found = bs.break_even(self.SIZES, comparisons)
-        self.assertEqual(found["from_us"], 20)
-        # The spike could be a loss, so the data allow a break-even after it too.
-        self.assertEqual((found["low_us"], found["high_us"]), (20, 1000))
+        # One run of nine at 500 µs is 30 ms, far above inline's 10 ms: the old
+        # "beats inline at every larger size" moved the break-even to 1 ms. Four such
+        # runs lie outside the calm half too.
+        for hiccups in (1, 4):
+            spiky = runs(60)
+            spiky[-hiccups:] = [30000] * hiccups
+            comparisons = self.crossover(at=20, spikes={500: spiky})
+            self.assertEqual(comparisons[self.SIZES.index(500)]["verdict"], bs.WIN)
+            found = bs.break_even(self.SIZES, comparisons)
+            self.assertEqual((found["from_us"], found["low_us"], found["high_us"]), (20, 20, 20))
 
     def test_noise_at_the_floor_makes_no_win(self):
         # Offloaded 35 against inline 50-60: far below 0.8x inline, but inline is no
         # higher than the floor could be, so no offload can beat it by the margin.
-        floor = [45, 50, 55, 60, 52]
-        for inline in ([50, 52, 48, 55, 51], [60, 66, 54, 70, 58]):
-            comparison = bs.verdict(inline, [35, 36, 34, 37, 33], floor)
+        floor = [45, 50, 55, 60, 52, 48, 58, 47, 53]
+        offloaded = [35, 36, 34, 37, 33, 35, 36, 34, 35]
+        at_floor = [50, 52, 48, 55, 51, 49, 53, 50, 54]
+        for inline in (at_floor, [60, 66, 54, 70, 58, 62, 64, 56, 68]):
+            comparison = bs.verdict(inline, offloaded, floor)
             self.assertEqual(comparison["verdict"], bs.NO_DIFFERENCE, inline)
-        self.assertFalse(bs.verdict([50, 52, 48, 55, 51], [35, 36, 34, 37, 33], floor)["could_win"])
+        self.assertFalse(bs.verdict(at_floor, offloaded, floor)["could_win"])
         # The same runs with inline well clear of the floor do win.
-        self.assertEqual(bs.verdict([150, 156, 144, 165, 153], [35, 36, 34, 37, 33], floor)["verdict"], bs.WIN)
+        self.assertEqual(bs.verdict([3 * v for v in at_floor], offloaded, floor)["verdict"], bs.WIN)
 
     def test_noise_at_the_floor_leaves_the_break_even_where_the_stall_begins(self):
         comparisons = self.crossover(at=100, offload_at=lambda w: 35)
@@ -181,15 +190,16 @@ class RuleTest(unittest.TestCase):
         self.assertEqual((found["low_us"], found["high_us"], found["never_consistent"]), (500, 500, False))
 
     def test_the_interval_reaches_past_a_larger_size_that_is_no_sure_win(self):
-        # Two hiccups in five offloaded runs at 200 µs: it still looks like a win there,
-        # so the break-even stays at 20, but the true one could lie above 200.
-        comparisons = self.crossover(at=20, spikes={200: [60, 61, 30000, 59, 25000]})
+        # Hiccups in five of nine offloaded runs at 200 µs, one of them in the calm half:
+        # it still looks like a win there, so the break-even stays at 20, but the true
+        # one could lie above 200.
+        comparisons = self.crossover(at=20, spikes={200: hiccups_in_five_of_nine(30000)})
         self.assertEqual(comparisons[self.SIZES.index(200)]["verdict"], bs.NO_DIFFERENCE)
         self.assertTrue(comparisons[self.SIZES.index(200)]["looks_like_win"])
         found = bs.break_even(self.SIZES, comparisons)
         self.assertEqual((found["from_us"], found["low_us"], found["high_us"]), (20, 20, 500))
         # The same hiccups at the largest size: the data allow that it never pays off.
-        found = bs.break_even(self.SIZES, self.crossover(at=20, spikes={1000: [60, 61, 300000, 59, 250000]}))
+        found = bs.break_even(self.SIZES, self.crossover(at=20, spikes={1000: hiccups_in_five_of_nine(300000)}))
         self.assertEqual((found["from_us"], found["high_us"], found["never_consistent"]), (20, 20, True))
 
     def test_a_win_must_clear_the_margin_with_confidence(self):
@@ -229,9 +239,9 @@ class RuleTest(unittest.TestCase):
         self.assertEqual(bs.verdict(runs(50), runs(30))["verdict"], bs.WIN)
 
     def test_the_estimate_finds_a_crossover_the_rule_lacks_the_power_to_be_sure_of(self):
-        # Two hiccups in five offloaded runs at 20 µs: no sure win there, but the
+        # Hiccups in five of nine offloaded runs at 20 µs: no sure win there, but the
         # estimates still cross at 20, where a second pass should look.
-        comparisons = self.crossover(at=20, spikes={20: [60, 61, 3000, 59, 2500]})
+        comparisons = self.crossover(at=20, spikes={20: hiccups_in_five_of_nine(3000)})
         self.assertEqual(comparisons[self.SIZES.index(20)]["verdict"], bs.NO_DIFFERENCE)
         self.assertEqual(bs.break_even(self.SIZES, comparisons)["from_us"], 50)
         self.assertEqual(bs.crossover_estimate(self.SIZES, comparisons), 20)
@@ -321,17 +331,18 @@ class BreakEvenTest(unittest.TestCase):
     def test_the_floor_pools_the_runs_of_both_kinds(self):
         def cell(p99_runs):
             return {"light_p99_us": sorted(p99_runs)[2], "runs": {"light_p99_us": p99_runs}}
-        cpu = {"inline": {"1": {"1": {"0": cell([50, 60, 900, 1000, 1100]),  # three hiccups in five
+        hiccups = [50, 60, 900, 1000, 1100, 950, 1050, 980, 920]  # seven hiccups in nine
+        cpu = {"inline": {"1": {"1": {"0": cell(hiccups),
                                       "3": cell(runs(200))}}},
                "threads": {"1": {"1": {"3": cell(runs(100))}}}}
         sleep = {"inline": {"1": {"1": {"0": cell(runs(50))}}}}
         self.assertEqual(sorted(bs._floor_runs({"cpu": cpu, "sleep": sleep}, ("1", "1"))),
-                         sorted([50, 60, 900, 1000, 1100] + runs(50)))
-        # The floor of kind:cpu alone sits at 900, over inline's 200: no win.
+                         sorted(hiccups + runs(50)))
+        # The calm half of kind:cpu's floor alone sits at 920, over inline's 200: no win.
         self.assertEqual(bs._break_even({"cpu": cpu}, "cpu", "threads")["verdicts"], {"3": bs.NO_DIFFERENCE})
-        # Pooled, its median is 51: inline is clear of it, and offloading wins.
+        # Pooled, its calm half's median is 50: inline is clear of it, and offloading wins.
         found = bs._break_even({"cpu": cpu, "sleep": sleep}, "cpu", "threads")
-        self.assertEqual((found["verdicts"], found["floor_p99_us"]), ({"3": bs.WIN}, 51.125))
+        self.assertEqual((found["verdicts"], found["floor_p99_us"]), ({"3": bs.WIN}, 50))
 
     def test_sentence_names_a_stall_far_above_the_nominal_work(self):
         def phrase(stall_us):
@@ -353,7 +364,7 @@ class BreakEvenTest(unittest.TestCase):
         self.assertEqual(set(found["verdicts"].values()), {bs.TOO_FEW_RUNS})
         self.assertEqual(summary["repetitions"], [2, 2])
         self.assertIn("to a thread pool has no verdict: too few runs per cell for a 95% interval (the rule "
-                      "needs 4)", "\n".join(bs.conclusions(summary)))
+                      "needs 7)", "\n".join(bs.conclusions(summary)))
         cost = summary["offload_cost"]["event_loop"]["cpu"]["threads"]
         self.assertEqual((cost["cost_us"], cost["low_us"]), (11, None))
 
@@ -373,7 +384,7 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(list(self.summary["series"]["event_loop"]["cpu"]["inline"]["100"]["1"]),
                          [str(w) for w in (bs.FLOOR_WORK_US,) + WORK])
         self.assertEqual(self.summary["work_sizes"], [bs.FLOOR_WORK_US, *WORK])
-        self.assertEqual(point["repetitions"], 5)
+        self.assertEqual(point["repetitions"], len(SCALE))
         self.assertEqual(point["runs"]["light_p99_us"], [95 * s for s in SCALE])
 
     def test_offload_cost_at_smallest_work(self):
@@ -681,7 +692,7 @@ class OutputTest(ReportOutput, unittest.TestCase):
             "thread round trip across cores 20 µs", "pipe round trip across cores 30 µs",
             "thread pool round trip 10 µs", "process pool round trip 50 µs",
             "threads pays off from 100 µs (100 µs)", "processes pays off from 1 ms (1 ms)",
-            "floor, no work (middle half): 49.5–50.5 µs", "threads wins (rule above)"))
+            "floor, no work (middle half): 50–51 µs", "threads wins (rule above)"))
         svg = (self.dir / "plots" / "blocking_stall_crossover_event_loop_cpu.svg").read_text()
         # The unpinned round trips only stand in for absent cross-core ones.
         self.assertNotIn("thread round trip 4 µs", svg)

@@ -192,8 +192,7 @@ bool peer_runs(Suite suite, const Params& p) {
 int peer_repetitions(Suite suite) {
   switch (suite) {
     case Suite::quick: return 2;
-    case Suite::standard: return 4;
-    default: return 7;
+    default: return 8;
   }
 }
 

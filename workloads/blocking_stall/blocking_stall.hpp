@@ -113,16 +113,17 @@ Outcome reference(const Params& p);
 std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second);
 // The cells of a suite for a model with `workers` pool threads or processes.
 std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second);
-// How many times each cell runs at least. A verdict between two cells needs 4 runs
-// of each for a 95% interval (scripts/lib/stats.py). The default suite runs each cell
+// How many times each cell runs at least. A verdict between two cells compares the
+// calmer half of the runs of each, and needs 4 there for a 95% interval, so 7 runs
+// (scripts/lib/workloads/blocking_stall.py, MIN_RUNS). The default suite runs each cell
 // 10 times, and scripts/bench then runs the cells that decide a break-even more often
 // (a second pass: EXTRA_RUNS in scripts/lib/workloads/blocking_stall.py); the full
 // suite runs every cell 14 times before that.
 int repetitions(Suite suite);
 // Whether a peer in another language (bench/peers.hpp) runs cell p, and how often.
 // Each of its runs starts a process, 0.1 to 0.7 s here, so outside --full they run
-// the floor and 100 µs, 1 ms and 10 ms, four times each (the fewest the rule takes),
-// to keep the default suite in its time.
+// the floor and 100 µs, 1 ms and 10 ms, eight times each (the fewest the rule takes,
+// and one more), to keep the default suite in its time.
 bool peer_runs(Suite suite, const Params& p);
 int peer_repetitions(Suite suite);
 

@@ -129,7 +129,8 @@ TEST(BlockingStall, GridHasAFloorAndOneTwoFiveSteps) {
     if (p.kind == Kind::cpu && p.offload == Offload::processes) pool_work.push_back(p.work_us);
   EXPECT_EQ(pool_work, (std::vector<std::uint64_t>{1, 10, 100, 1000, 10000})) << "a pool's sizes in decades";
   EXPECT_TRUE(parameter_sets(Suite::standard, Model::process_pool, 2, 1e9).empty());
-  EXPECT_GE(repetitions(Suite::standard), 4) << "the rule's fewest runs per cell";
+  EXPECT_GE(repetitions(Suite::standard), 7) << "the rule's fewest runs per cell";
+  EXPECT_GE(peer_repetitions(Suite::standard), 7) << "the rule's fewest runs per cell";
   EXPECT_GE(repetitions(Suite::full), repetitions(Suite::standard));
   EXPECT_GE(repetitions(Suite::quick), 1);
 }
