@@ -189,12 +189,7 @@ bool peer_runs(Suite suite, const Params& p) {
   }
 }
 
-int peer_repetitions(Suite suite) {
-  switch (suite) {
-    case Suite::quick: return 2;
-    default: return 8;
-  }
-}
+int peer_repetitions(Suite suite) { return suite == Suite::quick ? 2 : 8; }
 
 std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second) {
   // A pool of one thread serves every request on one thread, as event_loop does: it

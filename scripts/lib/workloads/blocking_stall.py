@@ -120,8 +120,9 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # two sizes above it EXTRA_RUNS more times (cells_to_refine): the sizes that decide a
 # break-even get 24 runs, whose calm half of 12 outlasts three hiccups (the 95% interval
 # at 12 a side drops the 37 most extreme of 144 pairs), so that hiccups may lift 15 of
-# the 24 runs, and the sizes far from it, whose verdicts decide nothing, keep fewer. Above the estimate, not around it: there the ratio has only just dipped under
-# the margin, and a sure win comes a size or two higher, where it lies further below.
+# the 24 runs, and the sizes far from it, whose verdicts decide nothing, keep fewer.
+# Above the estimate, not around it: there the ratio has only just dipped under the
+# margin, and a sure win comes a size or two higher, where it lies further below.
 EXTRA_RUNS = 14
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
@@ -228,13 +229,11 @@ MIN_RUNS = 2 * stats.min_runs() - 1
 def verdict(inline_runs, offload_runs, floor_runs=None):
     """One size's comparison of light p99 over the calm half of each cell's runs:
     {verdict, ratio, lifted, could_win, looks_like_win}. ratio: offloaded to inline
-    (stats.ratio_interval);
-    lifted: the interval of inline's median over the floor's median, None without floor
-    runs (then the floor condition is left out). could_win: whether the data allow a win
-    here (the break-even's interval asks), None with too few runs; looks_like_win: whether
-    the estimates alone say so, confidence aside (the break-even asks it of every size
-    above it)."""
-    # With what is left, too few runs may remain.
+    (stats.ratio_interval); lifted: the interval of inline's median over the floor's
+    median, None without floor runs (then the floor condition is left out). could_win:
+    whether the data allow a win here (the break-even's interval asks), None with too
+    few runs; looks_like_win: whether the estimates alone say so, confidence aside (the
+    break-even asks it of every size above it)."""
     inline_runs, offload_runs = calm_half(inline_runs), calm_half(offload_runs)
     floor_runs = calm_half(floor_runs or [])
     if not inline_runs or not offload_runs:
