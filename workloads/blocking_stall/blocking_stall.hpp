@@ -113,9 +113,9 @@ Outcome reference(const Params& p);
 std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second);
 // The cells of a suite for a model with `workers` pool threads or processes.
 std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second);
-// How many times each cell runs at least. A verdict between two cells compares the
-// calmer half of the runs of each, and needs 4 there for a 95% interval, so 7 runs
-// (scripts/lib/workloads/blocking_stall.py, MIN_RUNS). The default suite runs each cell
+// How many times each cell runs at least. A verdict between two cells compares their
+// runs less those the machine's hiccups took, up to half, and needs 4 left for a 95%
+// interval, so 7 runs (scripts/lib/workloads/blocking_stall.py, MIN_RUNS). The default suite runs each cell
 // 10 times, and scripts/bench then runs the cells that decide a break-even more often
 // (a second pass: EXTRA_RUNS in scripts/lib/workloads/blocking_stall.py); the full
 // suite runs every cell 14 times before that.

@@ -3,9 +3,9 @@ offloaded to threads or to processes. Answers from how much work offloading pays
 off, with an interval, and what one offload costs.
 
 Every cell runs several times, interleaved with the others; a cell's figures are
-medians over its runs, and two cells are compared over the calm half of their runs
-(stats.py, calm_half), so that the machine's hiccups move neither a figure nor a
-verdict.
+medians over its runs, and two cells are compared over their runs (stats.py), less
+the share the floor shows the machine's hiccups to have lifted (host_share), so that
+one hiccup of the machine moves neither a figure nor a verdict.
 
 Summary layout (JSON-friendly, numbers as string keys):
   series[model][kind][offload][rate][workers][work_us] = {light_p50_us, ..., lag_p99_us,
@@ -22,8 +22,10 @@ Summary layout (JSON-friendly, numbers as string keys):
                                          from_us, low_us, high_us, never_consistent, estimate_us
                                          (where the estimates alone put it: crossover_estimate), verdicts
                                          {work_us: win | loss | no_difference | too_few_runs},
-                                         ratios {work_us: {estimate, low, high, coverage}}, rate,
-                                         workers, ...
+                                         ratios {work_us: {estimate, low, high, coverage}},
+                                         floor_p99_us and host_share (the floor the verdicts
+                                         hold inline against, and the share of each cell's runs
+                                         they leave out as the machine's hiccups), rate, workers, ...
   offload_cost_us[model][target]         heavy p50 offloaded minus inline at the smallest sizes,
                                          kind:cpu (Hodges–Lehmann over their runs); null if unmeasured
   offload_cost[model][kind][target]      the same per kind, with its interval: cost_us, low_us,
@@ -80,14 +82,17 @@ COUNT_FIELDS = ("scheduled", "completed", "failed")
 # Counters are doubles; a count differing by less than this is the same count.
 COUNT_TOLERANCE = 0.5
 
-# The rule, written once (verdict and break_even below). It compares the calm half of
-# each cell's runs (calm_half): a hiccup of the machine lifts the p99 of the run it lands
-# in and never lowers one, whatever the model does, so the lower half of the runs shows
-# what the model itself does. On the shared 2-core VM the share of hiccup runs moved
-# from a tenth to over half within an hour, and with it, over all the runs, the floor
-# (90 to 440 µs) and every break-even; the calm halves kept them. At each work size, the
-# light p99s of the calm runs offloaded and inline give an interval for their ratio
-# (stats.py, 95%). Offloading
+# The rule, written once (verdict and break_even below). A hiccup of the machine (on a
+# VM, a halted vCPU resumed late) lifts the p99 of the run it lands in and never lowers
+# one, whatever the model does. The floor, with no work, counts them: host_share is the
+# share of its runs lifted past HOST_HICCUP_FACTOR x the median of its lower half, at
+# most a half, and every cell compared drops that share of its runs, the highest
+# (without_host_hiccups). A model's own stalls stay: those of an offloaded cell that
+# the floor does not have (a worker placed on the loop's CPU) are not trimmed. On the
+# shared 2-core VM the share of floor runs above 300 µs moved from 6% to 56% within an
+# hour, and with all runs compared the floor went from 90 to 440 µs and every
+# break-even with it. At each work size, the light p99s of the runs left offloaded and
+# inline give an interval for their ratio (stats.py, 95%). Offloading
 #   wins      where that interval lies below BEATS_INLINE_BY, and inline's p99 lies
 #             above floor / BEATS_INLINE_BY with confidence too (the interval of
 #             inline's median, stats.median_interval, against the floor's median):
@@ -118,9 +123,9 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # every inline run. So scripts/bench runs every cell a first time (repetitions() in
 # blocking_stall.cpp: 10 short runs), then the cells at the crossover estimate and the
 # two sizes above it EXTRA_RUNS more times (cells_to_refine): the sizes that decide a
-# break-even get 24 runs, whose calm half of 12 outlasts three hiccups (the 95% interval
-# at 12 a side drops the 37 most extreme of 144 pairs), so that hiccups may lift 15 of
-# the 24 runs, and the sizes far from it, whose verdicts decide nothing, keep fewer.
+# break-even get 24 runs, which outlast eight hiccups the floor does not account for
+# (the 95% interval at 24 a side drops the 192 most extreme of 576 pairs), and the sizes
+# far from it, whose verdicts decide nothing, keep fewer.
 # Above the estimate, not around it: there the ratio has only just dipped under the
 # margin, and a sure win comes a size or two higher, where it lies further below.
 EXTRA_RUNS = 14
@@ -215,27 +220,48 @@ def _num(text):
 
 # ---------------------------------------------------------------- the rule
 
-def calm_half(runs):
-    """The lower half of a cell's runs by light p99, the middle one included where
-    their count is odd; a p99 of zero or less is no measurement and is left out."""
+HOST_HICCUP_FACTOR = 2
+MAX_HOST_SHARE = 0.5
+# The fewest runs of a cell that give a verdict, whatever share of them the host took:
+# what is left needs stats.min_runs().
+MIN_RUNS = math.ceil(stats.min_runs() / (1 - MAX_HOST_SHARE)) - 1
+
+
+def host_share(floor_runs):
+    """The share of the floor's runs (light p99s) that the machine's hiccups lifted:
+    those above HOST_HICCUP_FACTOR x the median of their lower half, at most
+    MAX_HOST_SHARE; 0 without floor runs."""
+    floor = sorted(v for v in floor_runs if v > 0)
+    if not floor:
+        return 0.0
+    calm = stats.median(floor[:(len(floor) + 1) // 2])
+    return min(MAX_HOST_SHARE, sum(v > HOST_HICCUP_FACTOR * calm for v in floor) / len(floor))
+
+
+def without_host_hiccups(runs, share):
+    """A cell's runs less the highest `share` of them (that many runs, rounded down); a
+    p99 of zero or less is no measurement and is left out."""
     runs = sorted(v for v in runs if v > 0)
-    return runs[:(len(runs) + 1) // 2]
+    return runs[:math.ceil(len(runs) * (1 - share) - 1e-9)]
 
 
-# The fewest runs of a cell that give a verdict: its calm half needs stats.min_runs().
-MIN_RUNS = 2 * stats.min_runs() - 1
+def floor_us(floor_runs):
+    """The floor every verdict holds inline against: the median of its runs less the
+    host's share of them."""
+    return stats.median(without_host_hiccups(floor_runs, host_share(floor_runs)))
 
 
 def verdict(inline_runs, offload_runs, floor_runs=None):
-    """One size's comparison of light p99 over the calm half of each cell's runs:
-    {verdict, ratio, lifted, could_win, looks_like_win}. ratio: offloaded to inline
+    """One size's comparison of light p99 over each cell's runs less host_share of
+    them: {verdict, ratio, lifted, could_win, looks_like_win}. ratio: offloaded to inline
     (stats.ratio_interval); lifted: the interval of inline's median over the floor's
     median, None without floor runs (then the floor condition is left out). could_win:
     whether the data allow a win here (the break-even's interval asks), None with too
     few runs; looks_like_win: whether the estimates alone say so, confidence aside (the
     break-even asks it of every size above it)."""
-    inline_runs, offload_runs = calm_half(inline_runs), calm_half(offload_runs)
-    floor_runs = calm_half(floor_runs or [])
+    share = host_share(floor_runs or [])
+    inline_runs, offload_runs, floor_runs = (without_host_hiccups(runs, share)
+                                             for runs in (inline_runs, offload_runs, floor_runs or []))
     if not inline_runs or not offload_runs:
         empty = {"estimate": None, "low": None, "high": None, "coverage": None}
         return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "looks_like_win": False}
@@ -470,7 +496,8 @@ def _break_even(by_kind, kind, target):
                   smallest_work_us=common[0], largest_work_us=common[-1],
                   verdicts={str(w): c["verdict"] for w, c in zip(common, comparisons)},
                   ratios={str(w): c["ratio"] for w, c in zip(common, comparisons)},
-                  floor_p99_us=stats.median(calm_half(floor)) if floor else None)
+                  floor_p99_us=floor_us(floor) if floor else None,
+                  host_share=host_share(floor))
     if result["from_us"] is not None:
         at = result["from_us"]
         result.update(inline_p99_us=stats.median(inline[at]), offload_p99_us=stats.median(offload[at]),
@@ -774,7 +801,7 @@ def _plot_crossover(summary, model, kind, by_offload, plots_dir):
     if floor:
         low, high = _quartiles(floor)
         ax.axhspan(low, high, color="gray", alpha=0.15, label=f"floor, no work (middle half): {format_range_us(low, high)}")
-        ax.axhline(LOSES_TO_INLINE_BY * stats.median(floor), color="gray", linewidth=1, linestyle=(0, (1, 3)),
+        ax.axhline(LOSES_TO_INLINE_BY * floor_us(floor), color="gray", linewidth=1, linestyle=(0, (1, 3)),
                    label=f"floor / {BEATS_INLINE_BY:g}: inline must exceed this for a win")
     ax.plot(sizes, sizes, color="lightgray", linewidth=1, zorder=1, label="y = work (a full stall)")
     # concbench's own round trips: a peer's pools are not what they measure.
@@ -878,9 +905,11 @@ def report(summary, plots):
              "in a read (kind:sleep), either inline or offloaded to threads or to processes. Inline with "
              f"no work is the machine's floor. Every cell ran several times ({runs}); figures are medians "
              "over the runs. "
-             f"**The rule.** At each size, the calm half of each cell's runs (the lower half by light p99: a "
-             "hiccup of the machine lifts the p99 of the run it lands in and never lowers one, whatever the "
-             f"model does) gives a {stats.CONFIDENCE:.0%} interval for light p99 "
+             "**The rule.** A hiccup of the machine lifts the p99 of the run it lands in and never lowers "
+             "one, whatever the model does; the floor counts them (its runs above "
+             f"{HOST_HICCUP_FACTOR:g}× the median of its lower half, at most {MAX_HOST_SHARE:.0%}), and every "
+             "cell compared leaves out that share of its runs, its highest. At each size, the runs left give a "
+             f"{stats.CONFIDENCE:.0%} interval for light p99 "
              "offloaded ÷ inline (Hodges–Lehmann, distribution-free). Offloading *wins* where that interval "
              f"lies below {BEATS_INLINE_BY:g} and the interval of inline's median p99 lies above the floor's "
              f"median ÷ {BEATS_INLINE_BY:g} (the floor's runs of both kinds, pooled: with no work the "
