@@ -125,9 +125,9 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # two sizes above it EXTRA_RUNS more times (cells_to_refine): the sizes that decide a
 # break-even get 24 runs, which outlast eight hiccups the floor does not account for
 # (the 95% interval at 24 a side drops the 192 most extreme of 576 pairs), and the sizes
-# far from it, whose verdicts decide nothing, keep fewer.
-# Above the estimate, not around it: there the ratio has only just dipped under the
-# margin, and a sure win comes a size or two higher, where it lies further below.
+# far from it, whose verdicts decide nothing, keep fewer. Above the estimate, not
+# around it: there the ratio has only just dipped under the margin, and a sure win
+# comes a size or two higher, where it lies further below.
 EXTRA_RUNS = 14
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
