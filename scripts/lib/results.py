@@ -259,6 +259,9 @@ def write_json_atomic(path, data):
 # how it numbers benchmark families, and one thread per benchmark (concbench's own
 # threads are parameters). They made up a fifth of a default run's file.
 _UNREAD_FIELDS = {"family_index", "per_family_instance_index"}
+# Google Benchmark's aggregates other than the median: no reader takes them (reduce_runs
+# takes the median, and every interval comes from the repetitions themselves).
+_UNREAD_AGGREGATES = {"mean", "stddev", "cv"}
 
 
 def compact_entry(entry):
@@ -271,10 +274,12 @@ def compact_entry(entry):
 
 def write_results(path, data):
     """results.json: the usual JSON, but one benchmark entry per line, each compacted
-    (compact_entry). Twelve runs of the decisive blocking_stall cells make thousands of
-    entries, which indented run to megabytes; a line each keeps a run's file small and its
-    diffs one line per entry."""
+    (compact_entry), and without the aggregates no reader takes (_UNREAD_AGGREGATES).
+    Twenty-four runs of the decisive blocking_stall cells make thousands of entries,
+    which indented run to megabytes; a line each keeps a run's file small and its diffs
+    one line per entry."""
     rest = {k: v for k, v in data.items() if k != "benchmarks"}
     head = json.dumps(rest, indent=2)[:-2] + ",\n" if rest else "{\n"  # the object left open
-    entries = ",\n".join("    " + json.dumps(compact_entry(entry)) for entry in data["benchmarks"])
+    entries = ",\n".join("    " + json.dumps(compact_entry(entry)) for entry in data["benchmarks"]
+                          if entry.get("aggregate_name") not in _UNREAD_AGGREGATES)
     write_atomic(path, head + '  "benchmarks": [\n' + entries + "\n  ]\n}\n")

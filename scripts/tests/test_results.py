@@ -102,15 +102,18 @@ class WriteResultsTest(unittest.TestCase):
                      "per_family_instance_index": 0, "threads": 1, "repetition_index": 1, "real_time": 2.0}
         median = dict(iteration, name="w/m/x:1/repeats:2_median", aggregate_name="median")
         renamed = dict(iteration, run_name="w/other", threads=2)
-        res.write_results(path, {"benchmarks": [iteration, median, renamed]})
+        unread = [dict(median, name=f"w/m/x:1/repeats:2_{a}", run_type="aggregate", aggregate_name=a)
+                  for a in ("mean", "stddev", "cv")]
+        res.write_results(path, {"benchmarks": [iteration, median, *unread, renamed]})
         written = json.loads(path.read_text())["benchmarks"]
+        self.assertEqual(len(written), 3, "the mean, stddev and cv aggregates are left out")
         self.assertEqual(written[0], {"name": "w/m/x:1/repeats:2", "repetition_index": 1, "real_time": 2.0})
         self.assertEqual(written[1]["name"], "w/m/x:1/repeats:2_median")
         self.assertNotIn("run_name", written[1])
         self.assertEqual((written[2]["run_name"], written[2]["threads"]), ("w/other", 2))
         self.assertNotIn("family_index", written[2])
         # What the reading makes of them is unchanged.
-        self.assertEqual(res.reduce_runs(written), res.reduce_runs([iteration, median, renamed]))
+        self.assertEqual(res.reduce_runs(written), res.reduce_runs([iteration, median, *unread, renamed]))
 
 
 class LoadTest(unittest.TestCase):
