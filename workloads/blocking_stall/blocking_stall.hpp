@@ -115,10 +115,10 @@ std::uint64_t cpu_bytes_for(std::uint64_t work_us, double bytes_per_second);
 std::vector<Params> parameter_sets(Suite suite, Model model, unsigned workers, double sha256_bytes_per_second);
 // How many times each cell runs at least. A verdict between two cells compares their
 // runs less those the machine's hiccups took, up to half, and needs 4 left for a 95%
-// interval, so 7 runs (scripts/lib/workloads/blocking_stall.py, MIN_RUNS). The default suite runs each cell
-// 10 times, and scripts/bench then runs the cells that decide a break-even more often
-// (a second pass: EXTRA_RUNS in scripts/lib/workloads/blocking_stall.py); the full
-// suite runs every cell 14 times before that.
+// interval, so 7 runs (MIN_RUNS in scripts/lib/workloads/blocking_stall.py). The
+// default suite runs each cell 10 times, and scripts/bench then runs the cells that
+// decide a break-even more often (a second pass: EXTRA_RUNS there); the full suite
+// runs every cell 14 times before that.
 int repetitions(Suite suite);
 // Whether a peer in another language (bench/peers.hpp) runs cell p, and how often.
 // Each of its runs starts a process, 0.1 to 0.7 s here, so outside --full they run
