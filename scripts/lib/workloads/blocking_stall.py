@@ -259,16 +259,16 @@ def verdict(inline_runs, offload_runs, floor_runs=None):
     whether the data allow a win here (the break-even's interval asks), None with too
     few runs; looks_like_win: whether the estimates alone say so, confidence aside (the
     break-even asks it of every size above it)."""
-    share = host_share(floor_runs or [])
-    inline_runs, offload_runs, floor_runs = (without_host_hiccups(runs, share)
-                                             for runs in (inline_runs, offload_runs, floor_runs or []))
+    floor_runs = [v for v in floor_runs or [] if v > 0]
+    share = host_share(floor_runs)
+    inline_runs, offload_runs = without_host_hiccups(inline_runs, share), without_host_hiccups(offload_runs, share)
     if not inline_runs or not offload_runs:
         empty = {"estimate": None, "low": None, "high": None, "coverage": None}
         return {"verdict": TOO_FEW_RUNS, "ratio": empty, "lifted": None, "could_win": None, "looks_like_win": False}
     ratio = stats.ratio_interval(offload_runs, inline_runs)
     lifted = None
     if floor_runs:
-        floor = stats.median(floor_runs)
+        floor = floor_us(floor_runs)
         low, high, _ = stats.median_interval(inline_runs)
         lifted = {"low": low / floor, "high": high / floor, "floor_us": floor}
     out = {"verdict": TOO_FEW_RUNS, "ratio": ratio, "lifted": lifted, "could_win": None,
@@ -316,7 +316,7 @@ def break_even(sizes, comparisons):
     if not sizes or any(c["verdict"] == TOO_FEW_RUNS for c in comparisons):
         return out
     estimate = crossover_estimate(sizes, comparisons)
-    winners = [s for s, c in zip(sizes, comparisons) if estimate is not None and s >= estimate and c["verdict"] == WIN]
+    winners = [] if estimate is None else [s for s, c in zip(sizes, comparisons) if s >= estimate and c["verdict"] == WIN]
     consistent = [sizes[b] for b in range(len(sizes))
                   if all(c["could_win"] for c in comparisons[b:]) and (b == 0 or comparisons[b - 1]["verdict"] != WIN)]
     out.update(status="pays_off" if winners else "never",
