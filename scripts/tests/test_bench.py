@@ -166,8 +166,8 @@ class SecondPassTest(unittest.TestCase):
         self.assertIn("--models=parallel", plan[1][1])
         self.assertEqual(sum(f.startswith("--benchmark_filter=") for f in flags), 1)
         threads = [n for n in names if "/event_loop/kind:cpu/offload:threads/" in n]
-        self.assertEqual([bench.res.parse_name(n)["params"]["work_us"] for n in threads], [100, 1000, 10000])
-        # The filter names whole cells: work_us:100 is not work_us:1000 or work_us:10000.
+        self.assertEqual([bench.res.parse_name(n)["params"]["work_us"] for n in threads], [10, 100, 1000, 10000])
+        # The filter names whole cells: work_us:10 matches neither work_us:100 nor work_us:1000.
         self.assertEqual(len(names), len(set(names)))
         self.assertFalse([n for n in names if "/kind:sleep/offload:processes/" in n])
 

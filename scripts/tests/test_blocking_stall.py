@@ -290,7 +290,7 @@ class BreakEvenTest(unittest.TestCase):
     def setUp(self):
         self.summary = summarize(stall_results())
 
-    def test_the_second_pass_runs_the_cells_at_each_crossover_estimate_and_above(self):
+    def test_the_second_pass_runs_the_cells_around_each_crossover_estimate(self):
         found = self.summary["break_even"]["event_loop"]["cpu"]["threads"]
         self.assertEqual(found["estimate_us"], 100)
         # A peer is left out: each of its runs starts a process.
@@ -298,17 +298,22 @@ class BreakEvenTest(unittest.TestCase):
         cells = bs.cells_to_refine(self.summary)
         def sizes(model, kind, offload):
             return sorted(w for m, k, o, _, _, w in cells if (m, k, o) == (model, kind, offload))
-        self.assertEqual(sizes("event_loop", "cpu", "threads"), [100, 1000, 10000])
+        # The size below the estimate, the estimate, and the two sizes above it.
+        self.assertEqual(sizes("event_loop", "cpu", "threads"), [10, 100, 1000, 10000])
         self.assertIn(("event_loop", "cpu", "threads", 100, 1, 100), cells)  # at the rate and workers ruled on
         # processes looks like a loss at 100 and a win from 1000 on; the grid ends at 100000.
-        self.assertEqual(sizes("event_loop", "cpu", "processes"), [1000, 10000, 100000])
+        self.assertEqual(sizes("event_loop", "cpu", "processes"), [100, 1000, 10000, 100000])
         # Both targets' sizes, and the floor, which every verdict is held against.
-        self.assertEqual(sizes("event_loop", "cpu", "inline"), [bs.FLOOR_WORK_US, 100, 1000, 10000, 100000])
+        self.assertEqual(sizes("event_loop", "cpu", "inline"), [bs.FLOOR_WORK_US, 10, 100, 1000, 10000, 100000])
         # The floor of each kind, pooled by the rule, even where that kind has nothing to refine.
         self.assertIn(("event_loop", "sleep", "inline", 100, 1, bs.FLOOR_WORK_US), cells)
         # kind:sleep to processes never looks like a win: nothing to refine.
         self.assertFalse({c for c in cells if c[1:3] == ("sleep", "processes")})
         self.assertFalse({c for c in cells if c[0] == "peer_node"})
+        # An estimate at the smallest size has no size below it.
+        self.summary["break_even"]["event_loop"]["sleep"]["threads"]["estimate_us"] = 1
+        self.assertEqual(sorted(w for m, k, o, _, _, w in bs.cells_to_refine(self.summary)
+                                if (m, k, o) == ("event_loop", "sleep", "threads")), [1, 10, 100])
         # Every cell named is one that ran.
         ran = {(m, k, o, int(r), int(wk), int(w)) for m, k, o, r, wk, w, _ in bs._walk(self.summary["series"])}
         self.assertLessEqual(cells, ran)

@@ -121,13 +121,15 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # VM, 10-45% of 200 ms runs, depending on the hour, had a light p99 of 0.3-3 ms where the
 # others sat near 100 µs), and a hiccup run of the offloaded cell spoils its pairs with
 # every inline run. So scripts/bench runs every cell a first time (repetitions() in
-# blocking_stall.cpp: 10 short runs), then the cells at the crossover estimate and the
-# two sizes above it EXTRA_RUNS more times (cells_to_refine): the sizes that decide a
-# break-even get 24 runs, which outlast eight hiccups the floor does not account for
-# (the 95% interval at 24 a side drops the 192 most extreme of 576 pairs), and the sizes
-# far from it, whose verdicts decide nothing, keep fewer. Above the estimate, not
-# around it: there the ratio has only just dipped under the margin, and a sure win
-# comes a size or two higher, where it lies further below.
+# blocking_stall.cpp: 10 short runs), then the cells from the size below the crossover
+# estimate to two sizes above it EXTRA_RUNS more times (cells_to_refine): the sizes that
+# decide a break-even get 24 runs, which outlast eight hiccups the floor does not
+# account for (the 95% interval at 24 a side drops the 192 most extreme of 576 pairs),
+# and the sizes far from it, whose verdicts decide nothing, keep fewer. Two above: there
+# the ratio has only just dipped under the margin, and a sure win comes a size or two
+# higher, where it lies further below. One below: a few hiccups in its 10 runs can hold
+# a size's estimate above the margin, and so the crossover estimate one size too high;
+# its 24 runs may then show a sure win.
 EXTRA_RUNS = 14
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
@@ -507,9 +509,9 @@ def _break_even(by_kind, kind, target):
 
 def cells_to_refine(summary):
     """The cells a second pass runs EXTRA_RUNS more times: for each model, kind and
-    target of concbench's own, inline and offloaded at the crossover estimate and the
-    two sizes above it, and the floor of each kind, which every verdict is held
-    against. Returns {(model, kind, offload, rate, workers, work_us)}, numbers as in
+    target of concbench's own, inline and offloaded from the size below the crossover
+    estimate to two sizes above it, and the floor of each kind, which every verdict is
+    held against. Returns {(model, kind, offload, rate, workers, work_us)}, numbers as in
     benchmark names."""
     cells = set()
     for model, by_kind in summary["break_even"].items():
@@ -521,7 +523,7 @@ def cells_to_refine(summary):
                     continue
                 sizes = [_num(w) for w in found["verdicts"]]
                 at = sizes.index(found["estimate_us"])
-                for work in sizes[at:at + 3]:
+                for work in sizes[max(at - 1, 0):at + 3]:
                     for offload in (INLINE, target):
                         cells.add((model, kind, offload, found["rate"], found["workers"], work))
                 for floor_kind in by_kind:
@@ -898,8 +900,8 @@ def report(summary, plots):
     """Markdown section; plots are paths relative to the report (plots/x.png)."""
     runs = f"{_runs_phrase(summary['repetitions'])} per cell, interleaved" if summary["repetitions"] else "no runs"
     if summary["repetitions"] and summary["repetitions"][1] > summary["repetitions"][0]:
-        runs += ("; the most where the break-evens are decided: a second pass runs the cells at each "
-                 "crossover estimate and the two sizes above it again, and the floors")
+        runs += ("; the most where the break-evens are decided: a second pass runs the cells from the size "
+                 "below each crossover estimate to two sizes above it again, and the floors")
     intro = ("Light requests arrive open-loop at a fixed rate (latency counts from their scheduled "
              "arrival); heavy requests hold their thread for `work_us`, hashing (kind:cpu) or blocked "
              "in a read (kind:sleep), either inline or offloaded to threads or to processes. Inline with "
