@@ -410,6 +410,19 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(point["repetitions"], len(SCALE))
         self.assertEqual(point["runs"]["light_p99_us"], [95 * s for s in SCALE])
 
+    def test_cpu_waits_hold_cells_against_the_floor_the_rule_uses(self):
+        # Four of nine floor runs hiccup and the rest spread: their median is 60 µs,
+        # floor_us 50. Offloaded at 70 µs less the same share of hiccups, the cell is
+        # lifted above 1.25 x 50, though not above 1.25 x 60.
+        floor = [40, 45, 50, 55, 60, 300, 300, 300, 300]
+        offloaded = [68, 69, 70, 71, 72, 900, 900, 900, 900]
+        self.data["benchmarks"] = (
+            stall_entries("event_loop", "cpu", "inline", bs.FLOOR_WORK_US, None, p99_runs=floor)
+            + stall_entries("event_loop", "cpu", "inline", 1000, 1100)
+            + stall_entries("event_loop", "cpu", "processes", 1000, None, p99_runs=offloaded, cpu_wait_share=0.04))
+        waits = summarize(self.data)["cpu_waits"]["event_loop"]["cpu"]["processes"]
+        self.assertEqual((waits["floor_p99_us"], waits["explained_us"], waits["unexplained_us"]), (50, [1000], []))
+
     def test_offload_cost_at_smallest_work(self):
         self.assertEqual(self.summary["offload_cost_us"]["event_loop"], {"threads": 11, "processes": 54})
         sleep = self.summary["offload_cost"]["event_loop"]["sleep"]

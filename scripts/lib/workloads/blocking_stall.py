@@ -556,17 +556,19 @@ def _offload_cost(by_offload, target):
 
 
 def _cpu_waits(by_kind, kind, target):
-    """Where target's light p99 stays above LOSES_TO_INLINE_BY x the floor (medians),
-    the sizes whose serving thread waited for a CPU at least CPU_WAIT_EXPLAINS of the
-    run (explained) and those where it did not (the offload's own cost), with each
-    size's median wait share. None without a floor or wait counters."""
+    """Where target's light p99 stays above LOSES_TO_INLINE_BY x floor_us (medians of the
+    runs less the host's share, as the rule takes them), the sizes whose serving thread
+    waited for a CPU at least CPU_WAIT_EXPLAINS of the run (explained) and those where
+    it did not (the offload's own cost), with each size's median wait share. None
+    without a floor or wait counters."""
     by_offload = by_kind[kind]
     basis = _basis(by_offload, (INLINE, target))
-    floor_runs = _floor_runs(by_kind, basis) if basis else []
+    floor_runs = [v for v in (_floor_runs(by_kind, basis) if basis else []) if v > 0]
     if not floor_runs:
         return None
-    floor = stats.median(floor_runs)
-    p99 = _column(by_offload, target, basis, "light_p99_us")
+    floor, host = floor_us(floor_runs), host_share(floor_runs)
+    p99 = {w: stats.median(kept) for w, runs in _runs(by_offload, target, basis, "light_p99_us").items()
+           if (kept := without_host_hiccups(runs, host))}
     share = _column(by_offload, target, basis, "cpu_wait_share")
     if not share:
         return None
