@@ -1,3 +1,5 @@
+import copy
+import functools
 import json
 import tempfile
 import unittest
@@ -97,6 +99,17 @@ def stall_results():
 def summarize(data):
     records = [r for r in res.reduce_runs(data["benchmarks"]) if r["workload"] == bs.NAME]
     return bs.summarize(records, data)
+
+
+@functools.lru_cache(maxsize=None)
+def _stall_summary():
+    return summarize(stall_results())
+
+
+def stall_summary():
+    """summarize(stall_results()), computed once (its resamples take a while); each test
+    gets a copy of its own to change."""
+    return copy.deepcopy(_stall_summary())
 
 
 def hiccups_in_four_of_nine(hiccup_us):
@@ -220,6 +233,41 @@ class RuleTest(unittest.TestCase):
         found = bs.break_even(self.SIZES, self.crossover(at=20, spikes={1000: hiccups_in_four_of_nine(300000)}))
         self.assertEqual((found["from_us"], found["high_us"], found["never_consistent"]), (20, 20, True))
 
+    def test_resamples_reach_above_a_sure_win_at_the_margin(self):
+        # 0.7 of inline at 50 µs, its interval's top just under 0.8: a sure win there, and
+        # no size above 50 could be the true break-even. Drawn again, the runs often give
+        # no sure win at 50, and the rule puts the break-even at 100: the interval says so.
+        sizes, floor = [20, 50, 100, 200], runs(50)
+        inline = {w: runs(20 * w, 0.15) for w in sizes}
+        offload = {w: runs(20 * w * {20: 1, 50: 0.7}.get(w, 0.3), 0.15) for w in sizes}
+        comparisons = [bs.verdict(inline[w], offload[w], floor) for w in sizes]
+        self.assertLess(comparisons[1]["ratio"]["high"], 0.8)
+        found = bs.break_even(sizes, comparisons)
+        self.assertEqual((found["from_us"], found["low_us"], found["high_us"]), (50, 50, 50))
+        widened = bs.with_resampled_interval(found, sizes, inline, offload, floor)
+        self.assertEqual(widened["resampled"], {"low_us": 50, "high_us": 100, "never": False})
+        self.assertEqual((widened["from_us"], widened["low_us"], widened["high_us"]), (50, 50, 100))
+        self.assertEqual(bs.with_resampled_interval(found, sizes, inline, offload, floor), widened)  # seeded
+        # A win well clear of the margin stays put under resampling.
+        offload[50] = runs(1000 * 0.5, 0.15)
+        clear = bs.with_resampled_interval(bs.break_even(sizes, [bs.verdict(inline[w], offload[w], floor)
+                                                                 for w in sizes]), sizes, inline, offload, floor)
+        self.assertEqual((clear["from_us"], clear["low_us"], clear["high_us"]), (50, 50, 50))
+        # 0.85 of inline everywhere: no resample pays off, and the interval is every size
+        # that could win, or never.
+        near = {w: runs(20 * w * 0.85, 0.15) for w in sizes}
+        never = bs.with_resampled_interval(bs.break_even(sizes, [bs.verdict(inline[w], near[w], floor)
+                                                                 for w in sizes]), sizes, inline, near, floor)
+        self.assertEqual(never["resampled"], {"low_us": None, "high_us": None, "never": True})
+        self.assertEqual((never["status"], never["low_us"], never["high_us"], never["never_consistent"]),
+                         ("never", 20, 200, True))
+        # A sure win at the margin at the largest size only: some resamples never pay off.
+        last = {w: runs(20 * w * (0.7 if w == 200 else 1), 0.15) for w in sizes}
+        found = bs.break_even(sizes, [bs.verdict(inline[w], last[w], floor) for w in sizes])
+        self.assertEqual((found["from_us"], found["never_consistent"]), (200, False))
+        self.assertEqual(bs.with_resampled_interval(found, sizes, inline, last, floor)["resampled"],
+                         {"low_us": 200, "high_us": 200, "never": True})
+
     def test_a_win_must_clear_the_margin_with_confidence(self):
         def verdict(ratio, spread):
             return bs.verdict(runs(1000, spread), runs(1000 * ratio, spread), runs(50))["verdict"]
@@ -288,7 +336,7 @@ class RuleTest(unittest.TestCase):
 
 class BreakEvenTest(unittest.TestCase):
     def setUp(self):
-        self.summary = summarize(stall_results())
+        self.summary = stall_summary()
 
     def test_the_second_pass_runs_the_cells_around_each_crossover_estimate(self):
         found = self.summary["break_even"]["event_loop"]["cpu"]["threads"]
@@ -395,7 +443,7 @@ class BreakEvenTest(unittest.TestCase):
 class SummaryTest(unittest.TestCase):
     def setUp(self):
         self.data = stall_results()
-        self.summary = summarize(self.data)
+        self.summary = stall_summary()
 
     def test_series_layout(self):
         point = self.summary["series"]["event_loop"]["sleep"]["threads"]["100"]["1"]["100000"]
@@ -497,7 +545,7 @@ class SummaryTest(unittest.TestCase):
 
 class ChecksTest(unittest.TestCase):
     def setUp(self):
-        self.checks = summarize(stall_results())["checks"]
+        self.checks = stall_summary()["checks"]
 
     def test_stall_visible(self):
         cpu = self.checks["stall_visible"]["event_loop"]["cpu"]
@@ -539,7 +587,7 @@ class ChecksTest(unittest.TestCase):
 
     def test_stall_check_skips_the_thread_pool(self):
         # Its inline call holds one worker of several: no stall of every request to see.
-        self.assertNotIn("thread_pool", summarize(stall_results())["checks"]["stall_visible"])
+        self.assertNotIn("thread_pool", stall_summary()["checks"]["stall_visible"])
 
     def test_stall_measured_by_the_inline_call(self):
         # The call held its thread for 9300 us, not the nominal 10000: predicted p99
@@ -646,7 +694,7 @@ class ChecksTest(unittest.TestCase):
 
 class ConclusionsTest(unittest.TestCase):
     def setUp(self):
-        self.text = "\n".join(bs.conclusions(summarize(stall_results())))
+        self.text = "\n".join(bs.conclusions(stall_summary()))
 
     def test_break_even_sentences(self):
         self.assertIn("Offloading CPU work from the event loop to a thread pool pays off from 100 µs of work "
@@ -678,7 +726,7 @@ class ConclusionsTest(unittest.TestCase):
         self.assertNotIn("Offloaded to threads", self.text)  # its p99 is the offload's own doing
 
     def test_checks_table(self):
-        table = "\n".join(bs._checks_table(summarize(stall_results())))
+        table = "\n".join(bs._checks_table(stall_summary()))
         self.assertIn("| check | limit | measured | held |", table)
         limit = "light p99 ≥ 0.95× predicted; light max ≥ W − 10 ms (one light interval)"
         self.assertIn(f"| inline stall visible (event_loop, kind:cpu) | {limit} | ", table)

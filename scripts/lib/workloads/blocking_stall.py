@@ -20,7 +20,10 @@ Summary layout (JSON-friendly, numbers as string keys):
   break_even[model][kind][target]        the same with its interval and the verdict at each
                                          size: status (pays_off | never | too_few_runs | missing),
                                          from_us, low_us, high_us, never_consistent, estimate_us
-                                         (where the estimates alone put it: crossover_estimate), verdicts
+                                         (where the estimates alone put it: crossover_estimate),
+                                         resampled {low_us, high_us, never} (where the rule puts
+                                         it on resamples of the runs, which the interval holds
+                                         too: resampled_break_even), verdicts
                                          {work_us: win | loss | no_difference | too_few_runs},
                                          ratios {work_us: {estimate, low, high, coverage}},
                                          floor_p99_us and host_share (the floor the verdicts
@@ -110,9 +113,16 @@ COUNT_TOLERANCE = 0.5
 # where the ratio runs near the margin for a decade (CPU work offloaded to processes on 2
 # cores: the worker hashes beside the loop), a lone sure win low in that stretch made the
 # break-even 100x lower in one run than in the next. The estimate is a median of every
-# pair of runs, so one spike does not lift it. The break-even's interval holds every size
-# that could be the true one: where the true ratios may lie within each size's interval
-# so that offloading wins there and at every larger size, and not at the size below.
+# pair of runs, so one spike does not lift it. The break-even's interval answers two
+# questions, and holds both answers. Where could the true break-even be? Every size where
+# the true ratios may lie within each size's interval so that offloading wins there and
+# at every larger size, and not at the size below (break_even). Where would this rule
+# put it in another run? The middle 95% of the break-evens it gives on RESAMPLES
+# resamples of the runs (resampled_break_even). The first alone is too narrow above a
+# sure win at the margin: on the VM, at 50 µs of work the ratio lay near 0.72 in every
+# run with the top of its interval at 0.76-0.84, so one run in three found a sure win
+# there and ended its interval at 50 µs, where the others found 100. The second alone is
+# too narrow below: no resample finds a sure win where the estimate lies above the margin.
 BEATS_INLINE_BY = 0.8
 LOSES_TO_INLINE_BY = 1 / BEATS_INLINE_BY
 WIN, LOSS, NO_DIFFERENCE, TOO_FEW_RUNS = "win", "loss", "no_difference", "too_few_runs"
@@ -131,6 +141,9 @@ VERDICT_MARKS = {WIN: "✓", LOSS: "✗", NO_DIFFERENCE: "·", TOO_FEW_RUNS: "?"
 # a size's estimate above the margin, and so the crossover estimate one size too high;
 # its 24 runs may then show a sure win.
 EXTRA_RUNS = 14
+# Enough resamples that the 2.5% at either end are five of them; the draw is seeded, so
+# that a summary regenerates unchanged.
+RESAMPLES = 200
 # A break-even's sentence names the stall the inline call caused where it was more than
 # this many times the nominal work (a short blocking call holds its thread longer).
 STALL_UNLIKE_WORK = 2
@@ -329,6 +342,40 @@ def break_even(sizes, comparisons):
     return out
 
 
+def resampled_break_even(sizes, inline, offload, floor_runs, resamples=RESAMPLES):
+    """The middle stats.CONFIDENCE of the break-evens the rule gives on `resamples`
+    resamples of the runs: each size's inline and offloaded runs ({work_us: [light p99
+    of each run]}) and the floor's drawn again with replacement. Returns {low_us,
+    high_us, never}: the smallest and largest size in that middle, None where all of it
+    never pays off, and whether some of it does not."""
+    rng = np.random.default_rng(0)
+    draw = lambda runs: list(rng.choice(runs, len(runs))) if len(runs) else []
+    ranks = []  # a break-even's place in sizes; never is len(sizes), beyond the largest
+    for _ in range(resamples):
+        floor = draw(floor_runs)
+        found = break_even(sizes, [verdict(draw(inline[w]), draw(offload[w]), floor) for w in sizes])["from_us"]
+        ranks.append(len(sizes) if found is None else sizes.index(found))
+    ranks.sort()
+    tail = (1 - stats.CONFIDENCE) / 2
+    low, high = ranks[int(tail * resamples)], ranks[math.ceil((1 - tail) * resamples) - 1]
+    paying = low < len(sizes)
+    return {"low_us": sizes[low] if paying else None, "high_us": sizes[min(high, len(sizes) - 1)] if paying else None,
+            "never": high == len(sizes)}
+
+
+def with_resampled_interval(found, sizes, inline, offload, floor_runs):
+    """break_even's result with its interval widened to hold resampled_break_even's,
+    which it keeps under "resampled"; as it was where a size has too few runs."""
+    if found["status"] == TOO_FEW_RUNS:
+        return found
+    resampled = resampled_break_even(sizes, inline, offload, floor_runs)
+    ends = [(e["low_us"], e["high_us"]) for e in (found, resampled) if e["low_us"] is not None]
+    return dict(found, resampled=resampled,
+                low_us=min(low for low, _ in ends) if ends else None,
+                high_us=max(high for _, high in ends) if ends else None,
+                never_consistent=found["never_consistent"] or resampled["never"])
+
+
 # ---------------------------------------------------------------- summary
 
 def summarize(records, results):
@@ -493,7 +540,8 @@ def _break_even(by_kind, kind, target):
     basis, inline, offload, common = paired
     floor = _floor_runs(by_kind, basis)
     comparisons = [verdict(inline[w], offload[w], floor) for w in common]
-    result.update(break_even(common, comparisons), estimate_us=crossover_estimate(common, comparisons),
+    found = with_resampled_interval(break_even(common, comparisons), common, inline, offload, floor)
+    result.update(found, estimate_us=crossover_estimate(common, comparisons),
                   rate=_num(basis[0]), workers=_num(basis[1]),
                   smallest_work_us=common[0], largest_work_us=common[-1],
                   verdicts={str(w): c["verdict"] for w, c in zip(common, comparisons)},
@@ -922,7 +970,10 @@ def report(summary, plots):
              f"no difference. It *pays off from W* where it wins at W and, at every larger size, the ratio's "
              f"estimate (the median of every pair of runs) lies below {BEATS_INLINE_BY:g}, so that a lone win "
              "in a stretch near the margin is not taken for the break-even; the interval beside a break-even "
-             "holds every size the data allow to be it. The offload cost is "
+             "holds every size the data allow to be it, and the middle "
+             f"{stats.CONFIDENCE:.0%} of the break-evens the rule gives on {RESAMPLES} resamples of the runs "
+             "(each cell's runs drawn again with replacement): above a sure win at the margin, another run "
+             "may well find none there. The offload cost is "
              "heavy p50 offloaded minus inline where the work is smallest (the sizes below "
              f"{COST_SIZES_SPAN:g}× the smallest, pooled), with its interval.")
     if any(res.is_peer(model) for model in summary["series"]):
@@ -1038,7 +1089,8 @@ def _cost_text(cost):
 
 
 def _break_even_table(summary):
-    lines = ["Break-even (interval: every size the data allow) and offload cost (interval), "
+    lines = ["Break-even (interval: every size the data allow, and where resampled runs put it) and "
+             "offload cost (interval), "
              "at the lowest light rate and the most workers:",
              "",
              "| model | kind | rate | workers | threads pays off from | processes pays off from "
