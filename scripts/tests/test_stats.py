@@ -56,6 +56,13 @@ class MannWhitneyTest(unittest.TestCase):
 
 
 class IntervalTest(unittest.TestCase):
+    def test_median(self):
+        self.assertEqual(stats.median([3, 1, 2]), 2)
+        self.assertEqual(stats.median([4, 1, 3, 2]), 2.5)  # the middle two's mean
+        self.assertEqual(stats.median((x for x in [7.5])), 7.5)
+        with self.assertRaises(ValueError):
+            stats.median([])
+
     def test_median_interval_order_statistics(self):
         # n = 10: x(2) and x(9), coverage 1 - 2 x 11/1024 = 97.85%.
         low, high, coverage = stats.median_interval(range(1, 11))

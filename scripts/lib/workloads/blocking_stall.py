@@ -119,10 +119,11 @@ COUNT_TOLERANCE = 0.5
 # at every larger size, and not at the size below (break_even). Where would this rule
 # put it in another run? The middle 95% of the break-evens it gives on RESAMPLES
 # resamples of the runs (resampled_break_even). The first alone is too narrow above a
-# sure win at the margin: on the VM, at 50 µs of work the ratio lay near 0.72 in every
-# run with the top of its interval at 0.76-0.84, so one run in three found a sure win
-# there and ended its interval at 50 µs, where the others found 100. The second alone is
-# too narrow below: no resample finds a sure win where the estimate lies above the margin.
+# sure win at the margin: on the VM, in three runs of fibers' kind:sleep offloaded to
+# threads, the ratio at 50 µs lay at 0.64-0.76 with the top of its interval at
+# 0.76-0.83, so one run found a sure win there and ended its interval at 50 µs, where
+# the other two found 100. The second alone is too narrow below: no resample finds a
+# sure win where the estimate lies above the margin.
 BEATS_INLINE_BY = 0.8
 LOSES_TO_INLINE_BY = 1 / BEATS_INLINE_BY
 WIN, LOSS, NO_DIFFERENCE, TOO_FEW_RUNS = "win", "loss", "no_difference", "too_few_runs"
@@ -349,7 +350,10 @@ def resampled_break_even(sizes, inline, offload, floor_runs, resamples=RESAMPLES
     high_us, never}: the smallest and largest size in that middle, None where all of it
     never pays off, and whether some of it does not."""
     rng = np.random.default_rng(0)
-    draw = lambda runs: list(rng.choice(runs, len(runs))) if len(runs) else []
+
+    def draw(runs):
+        return list(rng.choice(runs, len(runs))) if len(runs) else []
+
     ranks = []  # a break-even's place in sizes; never is len(sizes), beyond the largest
     for _ in range(resamples):
         floor = draw(floor_runs)
