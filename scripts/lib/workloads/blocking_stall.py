@@ -512,11 +512,12 @@ def _runs(by_offload, offload, basis, field):
 def _floor_runs(by_kind, basis):
     """The light p99 of every floor run at basis (inline, no work), of both kinds: with no
     work a heavy request of either kind is the same request, and the floor, which the rule
-    holds every size against, has the runs of both; [] where not measured."""
+    holds every size against, has the runs of both; [] where not measured. A p99 of zero
+    or less is no measurement and is left out."""
     rate, workers = basis
     floors = (by_offload.get(INLINE, {}).get(rate, {}).get(workers, {}).get(str(FLOOR_WORK_US))
               for by_offload in by_kind.values())
-    return [v for point in floors if point for v in point.get("runs", {}).get("light_p99_us", [])]
+    return [v for point in floors if point for v in point.get("runs", {}).get("light_p99_us", []) if v > 0]
 
 
 def _paired(by_offload, target, field):
@@ -615,7 +616,7 @@ def _cpu_waits(by_kind, kind, target):
     without a floor or wait counters."""
     by_offload = by_kind[kind]
     basis = _basis(by_offload, (INLINE, target))
-    floor_runs = [v for v in (_floor_runs(by_kind, basis) if basis else []) if v > 0]
+    floor_runs = _floor_runs(by_kind, basis) if basis else []
     if not floor_runs:
         return None
     floor, host = floor_us(floor_runs), host_share(floor_runs)
