@@ -250,6 +250,7 @@ Calibration calibrate(Runtimes& runtimes) {
     co_await runtimes.process_pool.async_run(echo, {}, asio::use_awaitable);
   }));
   c.sha256_16k_bytes_per_s = sha256_bytes_per_s();
+  c.process_worker_nice = runtimes.process_pool.worker_nice();
   return c;
 }
 
@@ -282,6 +283,7 @@ void add_context(const Options& options, const Calibration* c) {
   AddCustomContext("calib_thread_pool_rtt_us", fixed(c->thread_pool_rtt_us, 2));
   AddCustomContext("calib_process_pool_rtt_us", fixed(c->process_pool_rtt_us, 2));
   AddCustomContext("calib_sha256_16k_bytes_per_s", fixed(c->sha256_16k_bytes_per_s, 0));
+  if (c->process_worker_nice) AddCustomContext("process_worker_nice", std::to_string(*c->process_worker_nice));
 }
 
 }  // namespace concbench

@@ -1,6 +1,8 @@
 #pragma once
 #include "bench/harness.hpp"
 
+#include <optional>
+
 namespace concbench {
 
 // The machine's own offload costs, measured at start. Later comparisons of offload
@@ -21,6 +23,7 @@ struct Calibration {
   double thread_pool_rtt_us;
   double process_pool_rtt_us;
   double sha256_16k_bytes_per_s;  // the cpu_hash kernel on one core, 16 KiB blocks
+  std::optional<int> process_worker_nice;  // ProcessPool::worker_nice()
 };
 
 Calibration calibrate(Runtimes& runtimes);

@@ -10,6 +10,7 @@
 
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -216,6 +217,8 @@ bool receive_worker(int control, SpawnReply& reply, int& fd) {
       ::close(control);
       ::close(pair[0]);
       die_with_parent(self);
+      // Cannot fail upwards; the run's context records what the workers got.
+      [[maybe_unused]] int nice = ::nice(ProcessPool::kWorkerNice);
       worker_main(pair[1], started[request.slot]);
     }
     ::close(pair[1]);
@@ -398,6 +401,19 @@ std::vector<pid_t> ProcessPool::worker_pids() const {
   std::vector<pid_t> pids;
   for (const auto& worker : workers_) pids.push_back(worker->pid);
   return pids;
+}
+
+std::optional<int> ProcessPool::worker_nice() const {
+  errno = 0;
+  const int own = ::getpriority(PRIO_PROCESS, 0);
+  if (errno != 0) return std::nullopt;
+  for (pid_t pid : worker_pids()) {
+    if (pid <= 0) continue;
+    errno = 0;  // -1 is a niceness as well as the error return
+    const int theirs = ::getpriority(PRIO_PROCESS, static_cast<id_t>(pid));
+    if (errno == 0) return theirs - own;
+  }
+  return std::nullopt;
 }
 
 unsigned ProcessPool::replacements() const {
