@@ -110,9 +110,10 @@ COUNT_TOLERANCE = 0.5
 # lies below BEATS_INLINE_BY (crossover_estimate: it looks like a win there, and so loses
 # nowhere). Not "wins at every larger size": one hiccup in a few runs keeps a size from a
 # sure win, and would move the break-even above it. Not "loses at no larger size" either:
-# where the ratio runs near the margin for a decade (CPU work offloaded to processes on 2
-# cores: the worker hashes beside the loop), a lone sure win low in that stretch made the
-# break-even 100x lower in one run than in the next. The estimate is a median of every
+# where the ratio runs near the margin for a decade (CPU work offloaded to processes on
+# the 2-core VM while the workers ran at the loop's priority, so that a worker woken on
+# the loop's CPU held it), a lone sure win low in that stretch made the break-even 100x
+# lower in one run than in the next. The estimate is a median of every
 # pair of runs, so one spike does not lift it. The break-even's interval answers two
 # questions, and holds both answers. Where could the true break-even be? Every size where
 # the true ratios may lie within each size's interval so that offloading wins there and
