@@ -27,7 +27,11 @@
 //   (event_loop, kind:cpu, 2 ms of work offloaded) the loop was preempted by a worker
 //   243 times and waited 50 ms for its CPU, and light p99 was 1.1-1.8 ms in 9 of the
 //   runs (inline: 1.95 ms). At +10 the loop takes its CPU back whenever it wakes: no
-//   preemptions, light p99 41-100 µs, and heavy p50 the same (2.5 ms).
+//   preemptions, light p99 41-100 µs, and heavy p50 the same (2.5 ms). Fibers pay
+//   for it: there the pool's I/O thread wakes the worker, which now waits longer for
+//   its CPU (wake to run: median 9 µs, p75 24 µs, against 3 and 6), and one offload
+//   cost 100-117 µs against 83-86 µs at the loop's priority (three interleaved pairs
+//   of runs; the event loop's: 44-60 against 53-54 µs).
 // - A worker with two or more tasks waiting holds its replies back and sends them
 //   together, so the I/O thread wakes once per batch rather than once per task (on
 //   a VM each wake-up costs both sides some 15 µs of CPU). A held reply waits for
