@@ -223,6 +223,18 @@ std::string git_commit() {
   return commit;
 }
 
+// A scheduling policy as sched(7) names it.
+std::string policy_name(int policy) {
+  switch (policy) {
+    case SCHED_OTHER: return "SCHED_OTHER";
+    case SCHED_BATCH: return "SCHED_BATCH";
+    case SCHED_IDLE: return "SCHED_IDLE";
+    case SCHED_FIFO: return "SCHED_FIFO";
+    case SCHED_RR: return "SCHED_RR";
+    default: return "policy " + std::to_string(policy);
+  }
+}
+
 std::string fixed(double value, int digits) {
   std::ostringstream out;
   out.setf(std::ios::fixed);
@@ -250,7 +262,7 @@ Calibration calibrate(Runtimes& runtimes) {
     co_await runtimes.process_pool.async_run(echo, {}, asio::use_awaitable);
   }));
   c.sha256_16k_bytes_per_s = sha256_bytes_per_s();
-  c.process_worker_nice = runtimes.process_pool.worker_nice();
+  c.process_worker_policy = runtimes.process_pool.worker_policy();
   return c;
 }
 
@@ -283,7 +295,7 @@ void add_context(const Options& options, const Calibration* c) {
   AddCustomContext("calib_thread_pool_rtt_us", fixed(c->thread_pool_rtt_us, 2));
   AddCustomContext("calib_process_pool_rtt_us", fixed(c->process_pool_rtt_us, 2));
   AddCustomContext("calib_sha256_16k_bytes_per_s", fixed(c->sha256_16k_bytes_per_s, 0));
-  if (c->process_worker_nice) AddCustomContext("process_worker_nice", std::to_string(*c->process_worker_nice));
+  if (c->process_worker_policy) AddCustomContext("process_worker_policy", policy_name(*c->process_worker_policy));
 }
 
 }  // namespace concbench

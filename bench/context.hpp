@@ -23,7 +23,7 @@ struct Calibration {
   double thread_pool_rtt_us;
   double process_pool_rtt_us;
   double sha256_16k_bytes_per_s;  // the cpu_hash kernel on one core, 16 KiB blocks
-  std::optional<int> process_worker_nice;  // ProcessPool::worker_nice()
+  std::optional<int> process_worker_policy;  // ProcessPool::worker_policy()
 };
 
 Calibration calibrate(Runtimes& runtimes);

@@ -17,7 +17,7 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include <signal.h>
-#include <sys/resource.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,7 +36,6 @@
 #include <mutex>
 #include <set>
 #include <string>
-#include <system_error>
 #include <thread>
 
 namespace concbench {
@@ -542,19 +541,12 @@ Bytes reply_pid(std::span<const std::byte>) {
 
 Bytes echo(std::span<const std::byte> in) { return {in.begin(), in.end()}; }
 
-int own_nice() {
-  errno = 0;
-  const int nice = ::getpriority(PRIO_PROCESS, 0);
-  if (errno != 0) throw std::system_error(errno, std::generic_category(), "getpriority");
-  return nice;
-}
-
-// The niceness the task ran at, as an int's bytes (the size of a pid_t).
-Bytes reply_nice(std::span<const std::byte>) {
+// The scheduling policy the task ran under, as an int's bytes (the size of a pid_t).
+Bytes reply_policy(std::span<const std::byte>) {
   static_assert(sizeof(int) == sizeof(pid_t));
-  const int nice = own_nice();
-  Bytes out(sizeof nice);
-  std::memcpy(out.data(), &nice, sizeof nice);
+  const int policy = ::sched_getscheduler(0);
+  Bytes out(sizeof policy);
+  std::memcpy(out.data(), &policy, sizeof policy);
   return out;
 }
 
@@ -828,24 +820,23 @@ TEST(ProcessPool, WorkerThatDiedWhileIdleIsReplacedBeforeItsNextTask) {
   EXPECT_EQ(pool.replacements(), replaced_before + 1);
 }
 
-TEST(ProcessPool, TasksRunNicerThanTheProgramOnReplacementWorkersToo) {
+TEST(ProcessPool, TasksRunUnderSchedIdleOnReplacementWorkersToo) {
   auto& pool = rt().process_pool;
-  const int expected = std::min(19, own_nice() + ProcessPool::kWorkerNice);
-  ASSERT_GT(expected, own_nice()) << "run the test below nice 19";
-  EXPECT_EQ(pool.worker_nice(), expected - own_nice());
-  auto every_task_runs_at = [&](int nice) {
+  ASSERT_NE(::sched_getscheduler(0), SCHED_IDLE) << "the program itself runs under SCHED_IDLE";
+  EXPECT_EQ(pool.worker_policy(), SCHED_IDLE);
+  auto every_task_runs_under_sched_idle = [&] {
     for (unsigned i = 0; i < 2 * kTestWorkers; ++i) {
-      TaskResult r = pool.run(reply_nice, {});
+      TaskResult r = pool.run(reply_policy, {});
       ASSERT_TRUE(r.ok()) << r.error;
-      EXPECT_EQ(as_pid(r.data), nice);
+      EXPECT_EQ(as_pid(r.data), SCHED_IDLE);
     }
   };
-  every_task_runs_at(expected);
+  every_task_runs_under_sched_idle();
   const pid_t victim = pool.worker_pids().front();
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   for (auto deadline = Clock::now() + 5s; !is_zombie_or_gone(victim) && Clock::now() < deadline;)
     std::this_thread::sleep_for(1ms);
-  every_task_runs_at(expected);
+  every_task_runs_under_sched_idle();
   EXPECT_NE(pool.worker_pids().front(), victim);
 }
 

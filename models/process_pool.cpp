@@ -8,9 +8,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -217,8 +217,9 @@ bool receive_worker(int control, SpawnReply& reply, int& fd) {
       ::close(control);
       ::close(pair[0]);
       die_with_parent(self);
-      // Cannot fail upwards; the run's context records what the workers got.
-      [[maybe_unused]] int nice = ::nice(ProcessPool::kWorkerNice);
+      // A refusal is not fatal: the run's context records what the workers got.
+      const sched_param no_priority{};
+      ::sched_setscheduler(0, SCHED_IDLE, &no_priority);
       worker_main(pair[1], started[request.slot]);
     }
     ::close(pair[1]);
@@ -403,16 +404,9 @@ std::vector<pid_t> ProcessPool::worker_pids() const {
   return pids;
 }
 
-std::optional<int> ProcessPool::worker_nice() const {
-  errno = 0;
-  const int own = ::getpriority(PRIO_PROCESS, 0);
-  if (errno != 0) return std::nullopt;
-  for (pid_t pid : worker_pids()) {
-    if (pid <= 0) continue;
-    errno = 0;  // -1 is a niceness as well as the error return
-    const int theirs = ::getpriority(PRIO_PROCESS, static_cast<id_t>(pid));
-    if (errno == 0) return theirs - own;
-  }
+std::optional<int> ProcessPool::worker_policy() const {
+  for (pid_t pid : worker_pids())
+    if (const int policy = pid > 0 ? ::sched_getscheduler(pid) : -1; policy >= 0) return policy;
   return std::nullopt;
 }
 

@@ -20,18 +20,22 @@
 // - A worker that dies fails its running task with an error naming the worker and
 //   how it ended; the spawner reaps it (no zombie) and starts a replacement, so the
 //   tasks after it still run on a full pool.
-// - Workers run kWorkerNice nicer than the program (nice(2)), as throughput work
-//   beside the loop they serve. Where the kernel wakes a worker on the CPU of the
-//   thread that woke it, as the 2-core VM's always does, a worker at the loop's
-//   priority holds that CPU and the loop waits behind it: in 10 runs of blocking_stall
-//   (event_loop, kind:cpu, 2 ms of work offloaded) the loop was preempted by a worker
-//   243 times and waited 50 ms for its CPU, and light p99 was 1.1-1.8 ms in 9 of the
-//   runs (inline: 1.95 ms). At +10 the loop takes its CPU back whenever it wakes: no
-//   preemptions, light p99 41-100 µs, and heavy p50 the same (2.5 ms). Fibers pay
-//   for it: there the pool's I/O thread wakes the worker, which now waits longer for
-//   its CPU (wake to run: median 9 µs, p75 24 µs, against 3 and 6), and one offload
-//   cost 100-117 µs against 83-86 µs at the loop's priority (three interleaved pairs
-//   of runs; the event loop's: 44-60 against 53-54 µs).
+// - Workers run under SCHED_IDLE (sched(7)), as background work beside the threads
+//   they serve: a woken worker never preempts another thread, and any other thread
+//   that wakes takes its CPU from a worker at once. Where the kernel wakes a worker
+//   on the CPU of the thread that woke it, as the 2-core VM's always does, a worker
+//   at the loop's priority held that CPU and the loop waited behind it: in 10 runs
+//   of blocking_stall (event_loop, kind:cpu, 2 ms of work offloaded) the loop was
+//   preempted by a worker 243 times and waited 50 ms for its CPU, and light p99 was
+//   1.1-1.8 ms in 9 of the runs (inline: 1.95 ms). Nice 10 removed that in runs of
+//   blocking_stall alone, but interleaved with cpu_hash's process_pool cells, as in
+//   the default suite, light p99 at 0.5-2 ms of work came back to 0.3-0.9 ms. Under
+//   SCHED_IDLE it stayed at 58-59 µs, and cpu_hash's throughput with 1 and 2 workers
+//   stayed as under nice 10. Fibers pay a little: there the pool's I/O thread wakes
+//   the worker beside the thread it serves and the worker waits for that CPU, and one
+//   offload (heavy p50 over inline's) cost 75-80 µs against 68-71 µs under
+//   SCHED_OTHER; from the event loop, 32-36 against 39-41 µs (three interleaved
+//   pairs of runs).
 // - A worker with two or more tasks waiting holds its replies back and sends them
 //   together, so the I/O thread wakes once per batch rather than once per task (on
 //   a VM each wake-up costs both sides some 15 µs of CPU). A held reply waits for
@@ -138,10 +142,9 @@ class ProcessPool {
 
   unsigned workers() const { return static_cast<unsigned>(workers_.size()); }
 
-  static constexpr int kWorkerNice = 10;
-  // How much nicer than this process the first live worker runs (kWorkerNice, less
-  // where nice's ceiling of 19 cuts it); nullopt without a live worker.
-  std::optional<int> worker_nice() const;
+  // The scheduling policy of the first live worker (SCHED_IDLE unless the system
+  // refused it); nullopt without a live worker.
+  std::optional<int> worker_policy() const;
 
   // Queues `task(payload)` for the next free worker. `done` runs on the pool's I/O
   // thread exactly once, with the result or the error; keep it short. Called on the

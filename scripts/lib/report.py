@@ -23,7 +23,7 @@ PLOTS_DIR = "plots"
 # (label, context keys, first present wins) rows of the environment table.
 ENVIRONMENT = [
     ("CPU", "cpu_model"), ("cores", ("cores", "num_cpus")), ("MHz per CPU", "mhz_per_cpu"), ("workers", "workers"),
-    ("process workers' nice, above concbench's", "process_worker_nice"), ("suite", "suite"),
+    ("process workers' scheduling policy", "process_worker_policy"), ("suite", "suite"),
     ("host", "host_name"), ("compiler", "compiler"), ("flags", "cxx_flags"),
     ("build type", "build_type"), ("Boost", "boost_version"), ("oneTBB", "onetbb_version"),
     ("OpenSSL", "openssl_version"), ("Google Benchmark", "benchmark_version"),

@@ -58,7 +58,7 @@ def cpu_hash_results():
                     "calib_thread_rtt_us": "28.5", "calib_thread_rtt_cross_core_us": "75",
                     "calib_pipe_rtt_us": "40", "calib_thread_pool_rtt_us": "31",
                     "calib_process_pool_rtt_us": "90", "calib_sha256_16k_bytes_per_s": "210000000",
-                    "process_worker_nice": "10"},
+                    "process_worker_policy": "SCHED_IDLE"},
         "runs": [],
         "peers": {"openssl_sha256_16k_bytes_per_s": 250 * MB},
         "benchmarks": benchmarks,

@@ -79,7 +79,7 @@ class PlotOutputTest(unittest.TestCase):
                          "| thread round trip | 28.5 µs |", "| thread round trip across cores | 75 µs |",
                          "| pipe round trip | 40 µs |", "| pipe round trip across cores | n/a |",
                          "| thread pool round trip | 31 µs |", "| process pool round trip | 90 µs |",
-                         "| process workers' nice, above concbench's | 10 |",
+                         "| process workers' scheduling policy | SCHED_IDLE |",
                          "## cpu_hash",
                          "](plots/cpu_hash_scaling.png)", "### Conclusions",
                          "result differs from reference",
