@@ -37,6 +37,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 namespace concbench {
 namespace {
@@ -532,23 +533,28 @@ TEST(Offload, ThreadPoolWorkLeavesTheFiberThreadRunning) {
 
 // ---- process_pool ----
 
-Bytes reply_pid(std::span<const std::byte>) {
-  pid_t pid = ::getpid();
-  Bytes out(sizeof pid);
-  std::memcpy(out.data(), &pid, sizeof pid);
+static_assert(std::is_same_v<pid_t, int>, "pids travel as ints");
+
+Bytes int_bytes(int value) {
+  Bytes out(sizeof value);
+  std::memcpy(out.data(), &value, sizeof value);
   return out;
 }
+
+int as_int(const Bytes& bytes) {
+  int value = 0;
+  if (bytes.size() == sizeof value) std::memcpy(&value, bytes.data(), sizeof value);
+  return value;
+}
+
+pid_t as_pid(const Bytes& bytes) { return as_int(bytes); }
+
+Bytes reply_pid(std::span<const std::byte>) { return int_bytes(::getpid()); }
 
 Bytes echo(std::span<const std::byte> in) { return {in.begin(), in.end()}; }
 
-// The scheduling policy the task ran under, as an int's bytes (the size of a pid_t).
-Bytes reply_policy(std::span<const std::byte>) {
-  static_assert(sizeof(int) == sizeof(pid_t));
-  const int policy = ::sched_getscheduler(0);
-  Bytes out(sizeof policy);
-  std::memcpy(out.data(), &policy, sizeof policy);
-  return out;
-}
+// The scheduling policy the task ran under.
+Bytes reply_policy(std::span<const std::byte>) { return int_bytes(::sched_getscheduler(0)); }
 
 Bytes fail(std::span<const std::byte>) { throw std::runtime_error("task failed on purpose"); }
 
@@ -596,11 +602,6 @@ Bytes text(std::string_view s) {
   return out;
 }
 
-pid_t as_pid(const Bytes& bytes) {
-  pid_t pid = 0;
-  if (bytes.size() == sizeof pid) std::memcpy(&pid, bytes.data(), sizeof pid);
-  return pid;
-}
 
 // Zombies among the children of `parent`.
 int zombies_of(pid_t parent) {
@@ -624,6 +625,13 @@ bool is_zombie_or_gone(pid_t pid) {
   std::string line;
   if (!std::getline(stat, line)) return true;
   return line[line.rfind(')') + 2] == 'Z';
+}
+
+// Kills an idle worker and waits (up to 5 s) until it has died.
+void kill_idle_worker(pid_t victim) {
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  for (auto deadline = Clock::now() + 5s; !is_zombie_or_gone(victim) && Clock::now() < deadline;)
+    std::this_thread::sleep_for(1ms);
 }
 
 TEST(ProcessPool, RunsTasksInOtherProcesses) {
@@ -807,9 +815,7 @@ TEST(ProcessPool, WorkerThatDiedWhileIdleIsReplacedBeforeItsNextTask) {
   auto& pool = rt().process_pool;
   const unsigned replaced_before = pool.replacements();
   pid_t victim = pool.worker_pids().front();
-  ASSERT_EQ(::kill(victim, SIGKILL), 0);
-  for (auto deadline = Clock::now() + 5s; !is_zombie_or_gone(victim) && Clock::now() < deadline;)
-    std::this_thread::sleep_for(1ms);
+  ASSERT_NO_FATAL_FAILURE(kill_idle_worker(victim));
   std::set<pid_t> ran_on;
   for (int i = 0; i < 8; ++i) {
     TaskResult r = pool.run(reply_pid, {});
@@ -828,14 +834,12 @@ TEST(ProcessPool, TasksRunUnderSchedIdleOnReplacementWorkersToo) {
     for (unsigned i = 0; i < 2 * kTestWorkers; ++i) {
       TaskResult r = pool.run(reply_policy, {});
       ASSERT_TRUE(r.ok()) << r.error;
-      EXPECT_EQ(as_pid(r.data), SCHED_IDLE);
+      EXPECT_EQ(as_int(r.data), SCHED_IDLE);
     }
   };
   every_task_runs_under_sched_idle();
   const pid_t victim = pool.worker_pids().front();
-  ASSERT_EQ(::kill(victim, SIGKILL), 0);
-  for (auto deadline = Clock::now() + 5s; !is_zombie_or_gone(victim) && Clock::now() < deadline;)
-    std::this_thread::sleep_for(1ms);
+  ASSERT_NO_FATAL_FAILURE(kill_idle_worker(victim));
   every_task_runs_under_sched_idle();
   EXPECT_NE(pool.worker_pids().front(), victim);
 }

@@ -113,11 +113,11 @@ COUNT_TOLERANCE = 0.5
 # where the ratio runs near the margin for a decade (CPU work offloaded to processes on
 # the 2-core VM while the workers ran at the loop's priority, so that a worker woken on
 # the loop's CPU held it), a lone sure win low in that stretch made the break-even 100x
-# lower in one run than in the next. The estimate is a median of every
-# pair of runs, so one spike does not lift it. The break-even's interval answers two
-# questions, and holds both answers. Where could the true break-even be? Every size where
-# the true ratios may lie within each size's interval so that offloading wins there and
-# at every larger size, and not at the size below (break_even). Where would this rule
+# lower in one run than in the next. The estimate is a median of every pair of runs, so
+# one spike does not lift it. The break-even's interval answers two questions, and holds
+# both answers. Where could the true break-even be? Every size where the true ratios may
+# lie within each size's interval so that offloading wins there and at every larger
+# size, and not at the size below (break_even). Where would this rule
 # put it in another run? The middle 95% of the break-evens it gives on RESAMPLES
 # resamples of the runs (resampled_break_even). The first alone is too narrow above a
 # sure win at the margin: on the VM, in three runs of fibers' kind:sleep offloaded to
